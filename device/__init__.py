@@ -1,0 +1,1 @@
+"""The on-board runtime: numpy, OpenCV and an inference runtime only, never TensorFlow."""

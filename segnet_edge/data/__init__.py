@@ -1,0 +1,1 @@
+"""segnet-edge subpackage."""

@@ -1,0 +1,164 @@
+"""SegNet's index-recording max pooling and index-driven unpooling, in builtin ops only.
+
+`tf.nn.max_pool_with_argmax` needs TFLite Flex ops and scatter-based unpooling is
+hostile to int8 and TensorRT, so both layers are written with ops that TFLite has
+as builtins and that TensorRT's ONNX parser takes: space_to_depth, reduce_max,
+arg_max, one_hot/equal+select, mul and depth_to_space.
+
+The recorded index is the position inside each 2x2 window (0..3 in row-major
+order: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right), kept as int32 at
+pooled resolution, which is exactly what SegNet stores and needs 2 bits per value.
+"""
+
+from __future__ import annotations
+
+from segnet_edge._tf import keras, tf
+
+#: How the unpooling layer expands indices to a 2x2 mask; an exporter may pick per runtime.
+UNPOOL_MODES = ("onehot", "select")
+
+
+def _pad_to_even(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Ceil mode: repeat the last row/column so odd sizes pool like Caffe's SegNet.
+
+    The copy sits after its original in row-major window order, so with
+    first-maximum-wins ties the argmax never points at padding, and no sentinel
+    value widens the int8 range the way a -inf constant pad would.
+    """
+    if height % 2:
+        x = tf.concat([x, x[:, height - 1 :, :, :]], axis=1)
+    if width % 2:
+        x = tf.concat([x, x[:, :, width - 1 :, :]], axis=2)
+    return x
+
+
+@keras.utils.register_keras_serializable(package="segnet_edge")
+class MaxPoolingWithArgmax2D(keras.layers.Layer):
+    """2x2/stride-2 max pooling that also returns the argmax position in each window.
+
+    Returns `[pooled, indices]`; indices are int32 in 0..3. Odd sizes pool in ceil mode.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def call(self, inputs, training=None):
+        _, height, width, channels = inputs.shape
+        if height is None or width is None or channels is None:
+            raise ValueError(
+                f"{self.name}: needs a static input size (got {inputs.shape}); build the model "
+                "with a fixed --input-size"
+            )
+        x = _pad_to_even(inputs, height, width)
+        out_h, out_w = (height + 1) // 2, (width + 1) // 2
+        # (N, h, w, 4*C): channel block k holds window position k (row-major).
+        blocks = tf.nn.space_to_depth(x, 2)
+        blocks = tf.reshape(blocks, [-1, 4, channels])
+        indices = tf.argmax(blocks, axis=1, output_type=tf.int32)
+        if training:
+            # reduce_max splits its gradient between tied maxima; select by the
+            # argmax instead so only the first maximum receives gradient.
+            mask = tf.one_hot(indices, 4, axis=1, dtype=blocks.dtype)
+            pooled = tf.reduce_sum(blocks * mask, axis=1)
+        else:
+            pooled = tf.reduce_max(blocks, axis=1)
+        pooled = tf.reshape(pooled, [-1, out_h, out_w, channels])
+        indices = tf.reshape(indices, [-1, out_h, out_w, channels])
+        return [pooled, indices]
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        shape = (n, None if h is None else (h + 1) // 2, None if w is None else (w + 1) // 2, c)
+        return [tf.TensorShape(shape), tf.TensorShape(shape)]
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None]
+
+
+@keras.utils.register_keras_serializable(package="segnet_edge")
+class MaxUnpooling2D(keras.layers.Layer):
+    """Place each pooled value at its recorded 2x2 position, zeros elsewhere.
+
+    `output_size` is the (height, width) recorded before pooling; a ceil-mode pool
+    of an odd size is cropped back to it. `mode` picks the index expansion:
+    "onehot" (one_hot x mul: cheapest in TFLite, TensorRT >= 8.5) or "select"
+    (equal + where: cheaper in ONNX Runtime int8, the only form TensorRT 8.2 parses).
+    """
+
+    def __init__(self, output_size: tuple[int, int] | None = None, mode: str = "onehot", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in UNPOOL_MODES:
+            raise ValueError(f"unknown unpool mode {mode!r}; use one of {UNPOOL_MODES}")
+        self.output_size = None if output_size is None else (int(output_size[0]), int(output_size[1]))
+        self.mode = mode
+
+    def call(self, inputs):
+        values, indices = inputs
+        _, height, width, channels = values.shape
+        if height is None or width is None or channels is None:
+            raise ValueError(f"{self.name}: needs a static input size (got {values.shape})")
+        flat_values = tf.reshape(values, [-1, 1, channels])
+        flat_indices = tf.reshape(tf.cast(indices, tf.int32), [-1, 1, channels])
+        if self.mode == "onehot":
+            mask = tf.one_hot(flat_indices[:, 0, :], 4, axis=1, dtype=values.dtype)
+            blocks = flat_values * mask
+        else:
+            positions = tf.constant([0, 1, 2, 3], dtype=tf.int32, shape=[1, 4, 1])
+            hit = tf.equal(flat_indices, positions)
+            blocks = tf.where(hit, flat_values, tf.zeros_like(flat_values))
+        blocks = tf.reshape(blocks, [-1, height, width, 4 * channels])
+        out = tf.nn.depth_to_space(blocks, 2)
+        target_h, target_w = self.output_size or (2 * height, 2 * width)
+        if (target_h, target_w) != (2 * height, 2 * width):
+            if not (2 * height - 1 <= target_h <= 2 * height and 2 * width - 1 <= target_w <= 2 * width):
+                raise ValueError(
+                    f"{self.name}: output_size {target_h}x{target_w} does not match pooled size "
+                    f"{height}x{width}"
+                )
+            out = out[:, :target_h, :target_w, :]
+        return out
+
+    def compute_output_shape(self, input_shape):
+        values_shape = input_shape[0]
+        n, h, w, c = values_shape
+        if self.output_size is not None:
+            return tf.TensorShape((n, *self.output_size, c))
+        return tf.TensorShape((n, None if h is None else 2 * h, None if w is None else 2 * w, c))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"output_size": self.output_size, "mode": self.mode})
+        return config
+
+
+@keras.utils.register_keras_serializable(package="segnet_edge")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Caffe's across-channel LRN as SegNet-Basic applies it to the input image.
+
+    Caffe divides alpha by the window size; TensorFlow does not, hence alpha / size.
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+
+    def call(self, inputs):
+        return tf.nn.local_response_normalization(
+            inputs, depth_radius=self.size // 2, bias=self.k, alpha=self.alpha / self.size, beta=self.beta
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k})
+        return config
+
+
+#: Every custom class a segnet-edge model file may contain.
+CUSTOM_OBJECTS = {
+    "MaxPoolingWithArgmax2D": MaxPoolingWithArgmax2D,
+    "MaxUnpooling2D": MaxUnpooling2D,
+    "LocalResponseNormalization": LocalResponseNormalization,
+    "segnet_edge>MaxPoolingWithArgmax2D": MaxPoolingWithArgmax2D,
+    "segnet_edge>MaxUnpooling2D": MaxUnpooling2D,
+    "segnet_edge>LocalResponseNormalization": LocalResponseNormalization,
+}
