@@ -1,0 +1,93 @@
+"""`segnet-edge`: argument parsing only; each subcommand lives in its own module.
+
+A command module exposes `HELP` (one line), `add_arguments(parser)` and
+`run(args) -> int`. Modules are imported only when their command runs (or for
+its --help), so `segnet-edge --help` and the board stay free of TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from segnet_edge import __version__
+from segnet_edge.device.errors import UsageError
+
+#: subcommand -> module. Adding a command is one module and one line here.
+COMMANDS: dict[str, str] = {
+    "synth": "segnet_edge.commands.synth",
+    "train": "segnet_edge.commands.train",
+    "evaluate": "segnet_edge.commands.evaluate",
+    "prune": "segnet_edge.commands.prune",
+    "quantize": "segnet_edge.commands.quantize",
+    "calibrate": "segnet_edge.commands.calibrate",
+    "convert": "segnet_edge.commands.convert",
+    "profile": "segnet_edge.commands.profile",
+}
+
+_SUMMARIES = {
+    "synth": "write a deterministic dataset of synthetic street scenes",
+    "train": "train SegNet or SegNet-Basic on a dataset folder",
+    "evaluate": "score a model: global / class accuracy, mIoU, confusion matrix",
+    "prune": "magnitude or 2:4 pruning with fine-tuning (tfmot)",
+    "quantize": "quantization-aware training for int8 export (tfmot)",
+    "calibrate": "build the representative set shared by every int8 exporter",
+    "convert": "export TFLite / ONNX / TensorRT artifacts with a parity report",
+    "profile": "run converted models on frames and report latency and memory",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit code 2."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = _Parser(prog="segnet-edge", description="SegNet from training to a camera on an embedded GPU.")
+    parser.add_argument("--version", action="version", version=f"segnet-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, module_name in COMMANDS.items():
+        if name == chosen and _module_available(module_name):
+            module = importlib.import_module(module_name)
+            command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+            module.add_arguments(command)
+            command.set_defaults(_run=module.run)
+        else:
+            sub.add_parser(name, help=_SUMMARIES[name], add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if not hasattr(args, "_run"):
+        print(f"segnet-edge: error: `{args.command}` needs optional packages that are not installed "
+              "(pip install 'segnet-edge[all]')", file=sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        print(f"segnet-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"segnet-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

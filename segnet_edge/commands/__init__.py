@@ -1,0 +1,1 @@
+"""One module per `segnet-edge` subcommand: HELP, add_arguments(parser), run(args)."""
