@@ -8,6 +8,7 @@ code. `.keras`: Keras' safe mode does the same; metadata is one more zip entry.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def save_model(model, path: str | Path, metadata: ModelMetadata, include_optimiz
 
     path = Path(path)
     _check_suffix(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras nags that HDF5 is legacy; it is what users ship
         if path.suffix == ".h5":
             model.save(tmp, include_optimizer=include_optimizer)
         else:

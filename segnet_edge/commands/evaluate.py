@@ -1,0 +1,35 @@
+"""`segnet-edge evaluate`: argument parsing for segnet_edge.evaluate.evaluate."""
+
+from __future__ import annotations
+
+import argparse
+
+from segnet_edge.cli_types import positive_int
+
+HELP = "score a model on a dataset split: global / class accuracy, mIoU, per-class IoU, confusion matrix"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segnet_edge.evaluate import EvaluateConfig
+
+    d = EvaluateConfig()
+    parser.add_argument("model", help="segnet-edge .h5 or .keras model")
+    parser.add_argument("--data", required=True, help="dataset folder or list file")
+    parser.add_argument("--split", default=d.split, help="train, val or test (default test)")
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    parser.add_argument("--json", dest="json_path", default=None, help="write the full report as JSON")
+    parser.add_argument("--png", dest="png_path", default=None, help="write the confusion matrix heat map")
+    parser.add_argument("--colour-baseline", action="store_true",
+                        help="also score a per-pixel colour classifier fitted on the train split")
+    parser.add_argument("--ignore-label", type=int, default=None, help="override the model's ignore label")
+    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
+    parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from segnet_edge.evaluate import EvaluateConfig, evaluate, format_table
+
+    fields = EvaluateConfig.__dataclass_fields__
+    report = evaluate(EvaluateConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    print(format_table(report))
+    return 0

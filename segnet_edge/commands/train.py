@@ -1,0 +1,56 @@
+"""`segnet-edge train`: argument parsing for segnet_edge.train.train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from segnet_edge.cli_types import parse_size, positive_float, positive_int
+
+HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by validation mIoU)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segnet_edge.train import OPTIMIZERS, STRATEGIES, TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("--data", required=True, help="dataset folder (train.txt/val.txt, or images/ + labels/)")
+    parser.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
+    parser.add_argument("--arch", choices=("segnet", "segnet-basic"), default=d.arch)
+    parser.add_argument("--alpha", type=positive_float, default=d.alpha, help="width multiplier")
+    parser.add_argument("--input-size", type=parse_size, default=d.input_size, metavar="HxW",
+                        help="network input size (default 360x480, CamVid's)")
+    parser.add_argument("--epochs", type=positive_int, default=d.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    parser.add_argument("--lr", type=positive_float, default=d.lr,
+                        help="learning rate (default: the authors' 0.001 for segnet, 0.1 for segnet-basic)")
+    parser.add_argument("--momentum", type=float, default=d.momentum)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--no-class-balancing", dest="class_balancing", action="store_false",
+                        help="plain cross-entropy instead of median-frequency class weights")
+    parser.add_argument("--ignore-label", type=int, default=d.ignore_label,
+                        help="label value excluded from loss and metrics (default: the dataset's, else 255; CamVid 11)")
+    parser.add_argument("--classes", default=d.classes, help="class names/palette JSON (default: DATA/classes.json)")
+    parser.add_argument("--vgg-weights", default=d.vgg_weights,
+                        help="local VGG16 ImageNet weights .h5 (keras.applications.VGG16 include_top=False)")
+    parser.add_argument("--freeze-encoder", action="store_true", help="keep the VGG16 encoder fixed")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT's last complete epoch")
+    parser.add_argument("--no-augment", dest="augment", action="store_false")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+                        help="tf.distribute strategy for several GPUs or machines")
+    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
+    parser.add_argument("--val-split", default=d.val_split)
+    parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=d.verbose)
+
+
+def run(args: argparse.Namespace) -> int:
+    from segnet_edge.train import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    result = train(config)
+    print(json.dumps({"best": result.best_path, "best_val_miou": round(result.best_miou, 4),
+                      "epochs": result.epochs_done, "interrupted": result.interrupted}))
+    return 130 if result.interrupted else 0

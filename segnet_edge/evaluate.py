@@ -1,0 +1,134 @@
+"""Score a model on a dataset split: the numbers of the SegNet paper plus a confusion matrix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segnet_edge.atomic import atomic_path, write_text_atomic
+from segnet_edge.data.layout import ClassInfo
+from segnet_edge.data.loader import load_split
+from segnet_edge.metrics import SegmentationScores, confusion_matrix, scores
+
+
+@dataclass
+class EvaluateConfig:
+    model: str = ""
+    data: str = ""
+    split: str = "test"
+    batch_size: int = 4
+    json_path: str | None = None
+    png_path: str | None = None
+    colour_baseline: bool = False
+    ignore_label: int | None = None
+    on_bad_sample: str = "fail"
+    unsafe_load: bool = False
+
+
+@dataclass
+class EvaluationReport:
+    model: str
+    data: str
+    split: str
+    frames: int
+    class_names: list[str]
+    scores: SegmentationScores
+    confusion: list[list[int]]
+    baseline: SegmentationScores | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["scores"] = self.scores.to_json()
+        data["baseline"] = None if self.baseline is None else self.baseline.to_json()
+        return data
+
+
+def format_table(report: EvaluationReport) -> str:
+    """Per-class IoU and accuracy, then the three headline numbers (baseline beside them if run)."""
+    s, b = report.scores, report.baseline
+    width = max(len(n) for n in report.class_names) + 2
+    head = f"{'class':<{width}}{'IoU':>8}{'acc':>8}" + (f"{'colour IoU':>12}" if b else "")
+    lines = [f"{report.model} on {report.data} [{report.split}], {report.frames} frames", head]
+    for i, name in enumerate(report.class_names):
+        row = f"{name:<{width}}{_pct(s.per_class_iou[i]):>8}{_pct(s.per_class_accuracy[i]):>8}"
+        if b:
+            row += f"{_pct(b.per_class_iou[i]):>12}"
+        lines.append(row)
+    for label, key in (("global accuracy", "global_accuracy"), ("class accuracy", "class_accuracy"),
+                       ("mean IoU", "mean_iou")):
+        row = f"{label:<{width}}{_pct(getattr(s, key)):>8}"
+        if b:
+            row += f"{'':>8}{_pct(getattr(b, key)):>12}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{100 * value:.1f}"
+
+
+def plot_confusion(cm: np.ndarray, names: list[str], path: Path) -> None:
+    """Row-normalised confusion heat map (recall per true class) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.45 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if cm[i].sum():
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title("confusion (rows: true class, normalised)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def colour_baseline_scores(data: str, split_eval, info: ClassInfo, input_size, on_bad_sample: str) -> SegmentationScores:
+    from segnet_edge.baseline import ColourBaseline
+
+    train = load_split(data, "train", input_size, info, on_bad_sample)
+    baseline = ColourBaseline().fit(train.images, train.labels, info.num_classes, info.ignore_label)
+    predictions = baseline.predict(split_eval.images)
+    return scores(confusion_matrix(split_eval.labels, predictions, info.num_classes, info.ignore_label))
+
+
+def evaluate(config: EvaluateConfig) -> EvaluationReport:
+    from segnet_edge.data.pipeline import predict_labels
+    from segnet_edge.model_io import load_model, read_metadata
+
+    metadata = read_metadata(config.model)
+    model = load_model(config.model, unsafe=config.unsafe_load)
+    ignore = config.ignore_label if config.ignore_label is not None else metadata.ignore_label
+    # The model's own metadata says what its classes are; labels outside them fail the load.
+    info = ClassInfo(metadata.class_names, metadata.palette, ignore)
+    split = load_split(config.data, config.split, metadata.input_size, info, config.on_bad_sample)
+    predictions = predict_labels(model, split.images, metadata.normalization, config.batch_size)
+    cm = confusion_matrix(split.labels, predictions, info.num_classes, info.ignore_label)
+    report = EvaluationReport(
+        model=str(config.model), data=str(config.data), split=config.split, frames=len(split),
+        class_names=list(info.names), scores=scores(cm), confusion=cm.tolist(), skipped=split.skipped,
+    )
+    if config.colour_baseline:
+        report.baseline = colour_baseline_scores(config.data, split, info, metadata.input_size, config.on_bad_sample)
+    if config.json_path:
+        write_text_atomic(config.json_path, json.dumps(report.to_json(), indent=2))
+    if config.png_path:
+        plot_confusion(cm, list(info.names), Path(config.png_path))
+    return report

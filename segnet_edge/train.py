@@ -1,0 +1,270 @@
+"""Training: median-frequency balanced SGD (Adam optional), best checkpoint by validation mIoU, resume.
+
+Outputs in OUT: `best.h5` (highest validation mIoU, loadable by segnet_edge.load_model),
+`last.h5` + `last_optimizer.npz` + `train_state.json` (resume point, written after
+every epoch), `log.csv`. Every file is written atomically, so a kill at any moment
+leaves the previous complete checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segnet_edge._tf import keras, tf
+from segnet_edge.atomic import atomic_path, write_text_atomic
+from segnet_edge.class_weights import median_frequency_weights
+from segnet_edge.data.layout import ClassInfo, find_samples, load_class_info
+from segnet_edge.data.loader import LoadedSplit, load_samples
+from segnet_edge.device.errors import UsageError
+from segnet_edge.device.metadata import ModelMetadata, Normalization
+from segnet_edge.metrics import confusion_matrix, scores
+from segnet_edge.models import ModelConfig
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+OPTIMIZERS = ("sgd", "adam")
+#: Base learning rates from the authors' solver files.
+REFERENCE_LR = {"segnet": 0.001, "segnet-basic": 0.1}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs/segnet"
+    arch: str = "segnet"
+    alpha: float = 1.0
+    input_size: tuple[int, int] = (360, 480)
+    epochs: int = 10
+    batch_size: int = 4
+    optimizer: str = "sgd"
+    lr: float | None = None  # None: the authors' base lr for the architecture
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    class_balancing: bool = True
+    ignore_label: int | None = None  # None: from the dataset's classes (255 unless it says otherwise)
+    classes: str | None = None
+    vgg_weights: str | None = None
+    freeze_encoder: bool = False
+    resume: bool = False
+    augment: bool = True
+    seed: int = 0
+    strategy: str = "default"
+    on_bad_sample: str = "fail"
+    val_split: str = "val"
+    unpool_mode: str = "onehot"
+    verbose: int = 1
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        return data
+
+
+@dataclass
+class TrainResult:
+    best_path: str
+    best_miou: float
+    epochs_done: int
+    class_weights: list[float]
+    history: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PreparedData:
+    info: ClassInfo
+    train: LoadedSplit
+    val: LoadedSplit
+    class_weights: np.ndarray
+
+
+def prepare_data(data: str, input_size: tuple[int, int], classes: str | None = None,
+                 ignore_label: int | None = None, val_split: str = "val", on_bad_sample: str = "fail",
+                 class_balancing: bool = True, verbose: int = 1) -> PreparedData:
+    """Load and check train + validation frames; compute class weights from the training labels."""
+    info = load_class_info(data, classes, ignore_label)
+    train_samples = find_samples(data, "train")
+    try:
+        val_samples = find_samples(data, val_split)
+    except UsageError:
+        if len(train_samples) < 2:
+            raise UsageError(f"{data}: no {val_split!r} split and too few training samples to hold some out") from None
+        held = max(1, len(train_samples) // 10)
+        val_samples, train_samples = train_samples[-held:], train_samples[:-held]
+        if verbose:
+            print(f"no {val_split!r} split: validating on the last {held} training samples", file=sys.stderr)
+    train = load_samples(train_samples, input_size, info, on_bad_sample, progress=bool(verbose))
+    val = load_samples(val_samples, input_size, info, on_bad_sample, progress=bool(verbose))
+    for split in (train, val):
+        for reason in split.skipped:
+            print(f"skipped: {reason}", file=sys.stderr)
+    if class_balancing:
+        weights = median_frequency_weights(train.labels, info.num_classes, info.ignore_label)
+    else:
+        weights = np.ones(info.num_classes, dtype=np.float32)
+    return PreparedData(info, train, val, weights)
+
+
+def evaluate_miou(model, split: LoadedSplit, info: ClassInfo, norm: Normalization, batch_size: int = 4) -> float:
+    from segnet_edge.data.pipeline import predict_labels
+
+    predictions = predict_labels(model, split.images, norm, batch_size)
+    return scores(confusion_matrix(split.labels, predictions, info.num_classes, info.ignore_label)).mean_iou
+
+
+def _strategy(name: str):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UsageError(f"unknown --strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def make_optimizer(name: str, lr: float, momentum: float, weight_decay: float):
+    decay = weight_decay or None
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, weight_decay=decay)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
+    raise UsageError(f"unknown --optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+def metadata_for(config: ModelConfig, info: ClassInfo, norm: Normalization | None = None) -> ModelMetadata:
+    return ModelMetadata(
+        class_names=info.names, palette=info.palette, input_size=tuple(config.input_size),
+        normalization=norm or Normalization(), ignore_label=info.ignore_label, arch=config.arch,
+        alpha=config.alpha, unpool_mode=config.unpool_mode,
+    )
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Validation mIoU into the logs, best.h5 when it improves, a resume point every epoch."""
+
+    def __init__(self, out: Path, val: LoadedSplit, info: ClassInfo, metadata: ModelMetadata,
+                 best_miou: float, config: TrainConfig):
+        super().__init__()
+        self.out, self.val, self.info, self.metadata = out, val, info, metadata
+        self.best_miou, self.config = best_miou, config
+        self.history: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        miou = evaluate_miou(self.model, self.val, self.info, self.metadata.normalization, self.config.batch_size)
+        logs["val_miou"] = miou
+        improved = miou > self.best_miou
+        if improved:
+            self.best_miou = miou
+            save_checkpoint(self.model, self.out / "best.h5", self.metadata)
+        save_resume_point(self.model, self.out, self.metadata, epoch + 1, self.best_miou, self.config)
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        if self.config.verbose:
+            mark = " (best, saved)" if improved else ""
+            print(f"epoch {epoch + 1}: val mIoU {miou:.4f}{mark}", file=sys.stderr)
+
+
+def save_checkpoint(model, path: Path, metadata: ModelMetadata) -> None:
+    from segnet_edge.model_io import save_model
+
+    save_model(model, path, metadata)
+
+
+def save_resume_point(model, out: Path, metadata: ModelMetadata, epochs_done: int, best_miou: float,
+                      config: TrainConfig) -> None:
+    """Model, optimizer state and counters; the state file is written last, so it names a complete set."""
+    save_checkpoint(model, out / "last.h5", metadata)
+    optimizer = model.optimizer
+    with atomic_path(out / "last_optimizer.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, *[np.asarray(v) for v in optimizer.variables])
+    state = {"epochs_done": epochs_done, "best_miou": best_miou, "config": config.to_json()}
+    write_text_atomic(out / "train_state.json", json.dumps(state, indent=2))
+
+
+def _restore(model, out: Path) -> tuple[int, float]:
+    state_file = out / "train_state.json"
+    if not state_file.is_file():
+        raise UsageError(f"{out}: nothing to resume (no train_state.json); start without --resume")
+    state = json.loads(state_file.read_text())
+    from segnet_edge.model_io import load_model
+
+    saved = load_model(out / "last.h5")
+    model.set_weights(saved.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    with np.load(out / "last_optimizer.npz") as data:
+        values = [data[f"arr_{i}"] for i in range(len(data.files))]
+    if len(values) == len(model.optimizer.variables):
+        for variable, value in zip(model.optimizer.variables, values):
+            variable.assign(value)
+    return int(state["epochs_done"]), float(state["best_miou"])
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train a SegNet as `config` says; returns where the best checkpoint is and its mIoU."""
+    from segnet_edge.data.pipeline import make_dataset
+    from segnet_edge.losses import WeightedPixelCrossEntropy
+    from segnet_edge.models import build_model
+
+    if config.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {config.epochs}")
+    if config.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file; give a folder for --out")
+    if config.freeze_encoder and not config.vgg_weights and not config.resume:
+        raise UsageError("--freeze-encoder needs --vgg-weights (freezing a random encoder is pointless)")
+    keras.utils.set_random_seed(config.seed)
+    data = prepare_data(config.data, tuple(config.input_size), config.classes, config.ignore_label,
+                        config.val_split, config.on_bad_sample, config.class_balancing, config.verbose)
+    model_config = ModelConfig(config.arch, tuple(config.input_size), data.info.num_classes, config.alpha,
+                               config.unpool_mode)
+    metadata = metadata_for(model_config, data.info)
+    lr = config.lr if config.lr is not None else REFERENCE_LR.get(config.arch, 0.001)
+    strategy = _strategy(config.strategy)
+    with strategy.scope():
+        model = build_model(model_config)
+        if config.vgg_weights:
+            from segnet_edge.vgg_init import load_vgg16_encoder
+
+            load_vgg16_encoder(model, config.vgg_weights, freeze=config.freeze_encoder)
+        model.compile(
+            optimizer=make_optimizer(config.optimizer, lr, config.momentum, config.weight_decay),
+            loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    initial_epoch, best_miou = (_restore(model, out) if config.resume else (0, -1.0))
+    if initial_epoch >= config.epochs:
+        raise UsageError(f"{out}: already trained {initial_epoch} epochs; raise --epochs to continue")
+    write_text_atomic(out / "train_config.json", json.dumps(config.to_json(), indent=2))
+    train_ds = make_dataset(data.train.images, data.train.labels, metadata.normalization, config.batch_size,
+                            augment=config.augment, shuffle=True, seed=config.seed)
+    checkpointer = Checkpointer(out, data.val, data.info, metadata, best_miou, config)
+    callbacks = [checkpointer, keras.callbacks.CSVLogger(str(out / "log.csv"), append=config.resume)]
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                  verbose=config.verbose if sys.stderr.isatty() else (2 if config.verbose else 0))
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted: the last complete epoch is saved in {out} (continue with --resume)", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    epochs_done = checkpointer.history[-1]["epoch"] if checkpointer.history else initial_epoch
+    result = TrainResult(str(out / "best.h5"), checkpointer.best_miou, epochs_done,
+                         [float(w) for w in data.class_weights], checkpointer.history, interrupted)
+    write_text_atomic(out / "train_result.json", json.dumps(result.to_json(), indent=2))
+    return result
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
