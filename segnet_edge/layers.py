@@ -82,7 +82,9 @@ class MaxUnpooling2D(keras.layers.Layer):
     `output_size` is the (height, width) recorded before pooling; a ceil-mode pool
     of an odd size is cropped back to it. `mode` picks the index expansion:
     "onehot" (one_hot x mul: cheapest in TFLite, TensorRT >= 8.5) or "select"
-    (equal + where: cheaper in ONNX Runtime int8, the only form TensorRT 8.2 parses).
+    (equal + where: cheaper in ONNX Runtime int8, the only form TensorRT 8.2 parses, and the
+    only form TFLite's int8 quantizer gets right: it gives ONE_HOT's int8 output the scale of
+    the mul's other input while on/off keep their own, so "onehot" int8 TFLite is garbage).
     """
 
     def __init__(self, output_size: tuple[int, int] | None = None, mode: str = "onehot", **kwargs):
@@ -105,7 +107,9 @@ class MaxUnpooling2D(keras.layers.Layer):
         else:
             positions = tf.constant([0, 1, 2, 3], dtype=tf.int32, shape=[1, 4, 1])
             hit = tf.equal(flat_indices, positions)
-            blocks = tf.where(hit, flat_values, tf.zeros_like(flat_values))
+            # A broadcast constant, not zeros_like: TFLite's int8 quantizer cannot quantize
+            # ZEROS_LIKE and would leave SELECT_V2 in float between QUANTIZE/DEQUANTIZE ops.
+            blocks = tf.where(hit, flat_values, tf.zeros([1, 1, 1], values.dtype))
         blocks = tf.reshape(blocks, [-1, height, width, 4 * channels])
         out = tf.nn.depth_to_space(blocks, 2)
         target_h, target_w = self.output_size or (2 * height, 2 * width)

@@ -102,14 +102,47 @@ def _stored_config(path: Path) -> dict:
     return json.loads(raw)
 
 
+#: tfmot classes a quantization-aware (QAT) model file may name: layers, their quantize configs and
+#: quantizers. Their code ships with tfmot; the file only holds their settings.
+QAT_LAYER_CLASSES = frozenset({"QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2"})
+QAT_SETTING_CLASSES = frozenset({
+    "Default8BitQuantizeConfig", "Default8BitConvQuantizeConfig", "Default8BitOutputQuantizeConfig",
+    "Default8BitConvTransposeQuantizeConfig", "NoOpQuantizeConfig", "AllValuesQuantizer", "LastValueQuantizer",
+    "MovingAverageQuantizer", "SameScaleQuantizeConfig", "OutputQuantizeConfig",
+    "segnet_edge>SameScaleQuantizeConfig", "segnet_edge>OutputQuantizeConfig",
+})
+
+
 def _layer_classes(config: dict) -> list[tuple[str, str]]:
-    """(layer name, class name) of every layer, nested models included."""
+    """(layer name, class name) of every layer, nested models and wrapped layers (tfmot's wrappers) included."""
     found = []
     for layer in config.get("config", {}).get("layers", []):
         found.append((layer.get("config", {}).get("name", "?"), layer.get("class_name", "?")))
+        inner = layer.get("config", {}).get("layer") if isinstance(layer.get("config"), dict) else None
+        while isinstance(inner, dict):  # a wrapper: check what it wraps too
+            found.append((inner.get("config", {}).get("name", "?"), inner.get("class_name", "?")))
+            inner = inner.get("config", {}).get("layer") if isinstance(inner.get("config"), dict) else None
         if isinstance(layer.get("config"), dict) and "layers" in layer["config"]:
             found.extend(_layer_classes(layer))
     return found
+
+
+def _qat_setting_classes(config: dict) -> list[tuple[str, str]]:
+    """(layer name, class name) of every quantize config and quantizer a QAT model's layers name."""
+    found = []
+    for layer in config.get("config", {}).get("layers", []):
+        layer_config = layer.get("config", {}) if isinstance(layer.get("config"), dict) else {}
+        for key in ("quantize_config", "quantizer"):
+            value = layer_config.get(key)
+            if isinstance(value, dict):
+                found.append((layer_config.get("name", "?"), value.get("class_name", "?")))
+        if "layers" in layer_config:
+            found.extend(_qat_setting_classes(layer))
+    return found
+
+
+def is_quantization_aware_config(config: dict) -> bool:
+    return any(class_name in QAT_LAYER_CLASSES for _, class_name in _layer_classes(config))
 
 
 def check_safe(path: Path) -> None:
@@ -118,7 +151,13 @@ def check_safe(path: Path) -> None:
     from segnet_edge.layers import CUSTOM_OBJECTS
 
     config = _stored_config(path)
-    allowed = set(CUSTOM_OBJECTS) | {"Functional", "Sequential", "Model"}
+    allowed = set(CUSTOM_OBJECTS) | {"Functional", "Sequential", "Model"} | QAT_LAYER_CLASSES
+    for layer_name, class_name in _qat_setting_classes(config):
+        if class_name not in QAT_SETTING_CLASSES:
+            raise ModelFileError(
+                f"{path}: layer {layer_name!r} names quantization class {class_name!r}, which is neither tfmot's "
+                "nor segnet-edge's; refused (pass --unsafe-load only if you trust the file)"
+            )
     for layer_name, class_name in _layer_classes(config):
         if class_name == "Lambda":
             raise ModelFileError(
@@ -143,6 +182,13 @@ def load_model(path: str | Path, unsafe: bool = False, compile: bool = False):
         if not unsafe:
             check_safe(path)
         kwargs = {"safe_mode": not unsafe} if path.suffix == ".keras" else {}
+        if is_quantization_aware_config(_stored_config(path)):
+            # A QAT model (segnet-edge quantize): tfmot's wrappers, configs and quantizers, plus ours.
+            from segnet_edge.optimize.quantize_configs import QUANTIZE_CUSTOM_OBJECTS, quantize_scope
+
+            with quantize_scope():
+                return keras.models.load_model(path, custom_objects=QUANTIZE_CUSTOM_OBJECTS, compile=compile,
+                                               **kwargs)
         return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=compile, **kwargs)
     except ModelFileError:
         raise

@@ -28,6 +28,7 @@ from segnet_edge.models import ModelConfig
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("constant", "cosine", "poly")
 #: Base learning rates from the authors' solver files.
 REFERENCE_LR = {"segnet": 0.001, "segnet-basic": 0.1}
 
@@ -43,6 +44,7 @@ class TrainConfig:
     batch_size: int = 4
     optimizer: str = "sgd"
     lr: float | None = None  # None: the authors' base lr for the architecture
+    lr_schedule: str = "constant"  # the authors' solvers keep the rate fixed
     momentum: float = 0.9
     weight_decay: float = 5e-4
     class_balancing: bool = True
@@ -90,8 +92,8 @@ def prepare_data(data: str, input_size: tuple[int, int], classes: str | None = N
                  ignore_label: int | None = None, val_split: str = "val", on_bad_sample: str = "fail",
                  class_balancing: bool = True, verbose: int = 1) -> PreparedData:
     """Load and check train + validation frames; compute class weights from the training labels."""
-    info = load_class_info(data, classes, ignore_label)
     train_samples = find_samples(data, "train")
+    info = _class_info(data, classes, ignore_label, train_samples, verbose)
     try:
         val_samples = find_samples(data, val_split)
     except UsageError:
@@ -113,6 +115,27 @@ def prepare_data(data: str, input_size: tuple[int, int], classes: str | None = N
     return PreparedData(info, train, val, weights)
 
 
+def _class_info(data: str, classes: str | None, ignore_label: int | None, samples, verbose: int) -> ClassInfo:
+    """The dataset's classes; with no class file, as many classes as the labels' largest value needs."""
+    from segnet_edge.data.layout import has_class_source
+    from segnet_edge.data.loader import read_labels
+
+    if classes or has_class_source(data):
+        return load_class_info(data, classes, ignore_label)
+    ignore = 255 if ignore_label is None else ignore_label
+    largest = -1
+    for sample in samples:
+        if sample.label is not None:
+            values = np.unique(read_labels(sample.label))
+            values = values[values != ignore]
+            largest = max(largest, int(values.max()) if values.size else -1)
+    if largest < 1:
+        raise UsageError(f"{data}: labels hold fewer than 2 classes; check the labels or give --classes")
+    if verbose:
+        print(f"no class file: {largest + 1} classes from the labels (give --classes to name them)", file=sys.stderr)
+    return load_class_info(data, None, ignore, num_classes=largest + 1)
+
+
 def evaluate_miou(model, split: LoadedSplit, info: ClassInfo, norm: Normalization, batch_size: int = 4) -> float:
     from segnet_edge.data.pipeline import predict_labels
 
@@ -130,7 +153,18 @@ def _strategy(name: str):
     raise UsageError(f"unknown --strategy {name!r}; use one of {', '.join(STRATEGIES)}")
 
 
-def make_optimizer(name: str, lr: float, momentum: float, weight_decay: float):
+def make_schedule(name: str, lr: float, total_steps: int):
+    """A learning rate, or a schedule that decays it over the whole run."""
+    if name == "constant":
+        return lr
+    if name == "cosine":
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.01)
+    if name == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(lr, max(1, total_steps), lr * 0.01, power=0.9)
+    raise UsageError(f"unknown --lr-schedule {name!r}; use one of {', '.join(LR_SCHEDULES)}")
+
+
+def make_optimizer(name: str, lr, momentum: float, weight_decay: float):
     decay = weight_decay or None
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, weight_decay=decay)
@@ -222,6 +256,11 @@ def train(config: TrainConfig) -> TrainResult:
         raise UsageError(f"{out}: is a file; give a folder for --out")
     if config.freeze_encoder and not config.vgg_weights and not config.resume:
         raise UsageError("--freeze-encoder needs --vgg-weights (freezing a random encoder is pointless)")
+    from segnet_edge.models import ARCHITECTURES, check_input_size
+
+    if config.arch not in ARCHITECTURES:
+        raise UsageError(f"unknown --arch {config.arch!r}; use one of {', '.join(ARCHITECTURES)}")
+    check_input_size(tuple(config.input_size), 5 if config.arch == "segnet" else 4)
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config.data, tuple(config.input_size), config.classes, config.ignore_label,
                         config.val_split, config.on_bad_sample, config.class_balancing, config.verbose)
@@ -230,6 +269,7 @@ def train(config: TrainConfig) -> TrainResult:
     metadata = metadata_for(model_config, data.info)
     lr = config.lr if config.lr is not None else REFERENCE_LR.get(config.arch, 0.001)
     strategy = _strategy(config.strategy)
+    total_steps = config.epochs * -(-len(data.train) // config.batch_size)
     with strategy.scope():
         model = build_model(model_config)
         if config.vgg_weights:
@@ -237,7 +277,8 @@ def train(config: TrainConfig) -> TrainResult:
 
             load_vgg16_encoder(model, config.vgg_weights, freeze=config.freeze_encoder)
         model.compile(
-            optimizer=make_optimizer(config.optimizer, lr, config.momentum, config.weight_decay),
+            optimizer=make_optimizer(config.optimizer, make_schedule(config.lr_schedule, lr, total_steps),
+                                     config.momentum, config.weight_decay),
             loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label),
         )
     out.mkdir(parents=True, exist_ok=True)

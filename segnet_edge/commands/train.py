@@ -11,7 +11,7 @@ HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by val
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.train import OPTIMIZERS, STRATEGIES, TrainConfig
+    from segnet_edge.train import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig
 
     d = TrainConfig()
     parser.add_argument("--data", required=True, help="dataset folder (train.txt/val.txt, or images/ + labels/)")
@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     parser.add_argument("--lr", type=positive_float, default=d.lr,
                         help="learning rate (default: the authors' 0.001 for segnet, 0.1 for segnet-basic)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                        help="constant (the authors'), cosine or poly decay over the run")
     parser.add_argument("--momentum", type=float, default=d.momentum)
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
     parser.add_argument("--no-class-balancing", dest="class_balancing", action="store_false",

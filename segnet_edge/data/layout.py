@@ -142,6 +142,13 @@ def find_samples(root: str | Path, split: str = "train") -> list[Sample]:
     raise DataError(f"{root}: no {split!r} split ({hint})")
 
 
+def has_class_source(root: str | Path) -> bool:
+    """Whether the dataset names its classes (classes.json, or the CamVid layout)."""
+    root = Path(root)
+    folder = root if root.is_dir() else root.parent
+    return (folder / CLASSES_FILE).is_file() or _looks_like_camvid(root)
+
+
 def load_class_info(root: str | Path | None, classes_file: str | Path | None = None,
                     ignore_label: int | None = None, num_classes: int | None = None) -> ClassInfo:
     """Classes from --classes, else the dataset's classes.json, else CamVid's for the CamVid layout.

@@ -80,7 +80,7 @@ def load_samples(samples: list[Sample], input_size: tuple[int, int], info: Class
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(samples, desc="loading", unit="img", leave=False)
+        iterator = tqdm(samples, desc="loading", unit="img", leave=False, disable=None)  # no bar off a TTY
     for sample in iterator:
         try:
             image = read_image(sample.image)

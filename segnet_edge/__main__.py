@@ -1,0 +1,7 @@
+"""`python -m segnet_edge` = `segnet-edge`."""
+
+import sys
+
+from segnet_edge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real CamVid sample, tiny models, a place for outputs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CAMVID_SAMPLE = REPO.parent / "shared" / "data" / "camvid-sample"
+CLI = [sys.executable, "-m", "segnet_edge.cli"]
+
+
+@pytest.fixture(scope="session")
+def camvid_sample() -> Path:
+    if not (CAMVID_SAMPLE / "train.txt").is_file():
+        pytest.fail(f"the real CamVid sample is missing at {CAMVID_SAMPLE}; it ships in ../shared")
+    return CAMVID_SAMPLE
+
+
+@pytest.fixture
+def camvid_copy(tmp_path, camvid_sample) -> Path:
+    """A writable copy elsewhere on disk: list files keep their absolute /SegNet/... paths."""
+    target = tmp_path / "camvid"
+    shutil.copytree(camvid_sample, target)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `segnet-edge ARGS` in a fresh process, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=full_env,
+                          cwd=REPO)
+
+
+def assert_usage_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit 2, no traceback, and exactly one line of error naming the problem."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

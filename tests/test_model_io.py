@@ -1,0 +1,105 @@
+"""Model files: reload with no custom_objects, bit-identical, with metadata; safe loading; VGG16 init."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import segnet_edge
+from segnet_edge._tf import keras
+from segnet_edge.device.errors import ModelFileError, UsageError
+from segnet_edge.device.metadata import CAMVID_CLASSES, CAMVID_PALETTE, ModelMetadata
+from segnet_edge.model_io import read_metadata, save_model
+from segnet_edge.models import ModelConfig, build_model
+from segnet_edge.vgg_init import load_vgg16_encoder
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return build_model(ModelConfig("segnet", (45, 60), 11, alpha=0.125))
+
+
+META = ModelMetadata(CAMVID_CLASSES, CAMVID_PALETTE, (45, 60), ignore_label=11, alpha=0.125)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_reload_gives_bit_identical_predictions_without_custom_objects(tmp_path, small_model, suffix):
+    x = np.random.default_rng(0).standard_normal((2, 45, 60, 3)).astype(np.float32)
+    path = save_model(small_model, tmp_path / f"m{suffix}", META)
+    reloaded = segnet_edge.load_model(path)
+    np.testing.assert_array_equal(reloaded(x).numpy(), small_model(x).numpy())
+    assert read_metadata(path) == META
+    assert [p.name for p in tmp_path.iterdir()] == [f"m{suffix}"]  # no temporary files left
+
+
+def test_files_that_are_not_segnet_edge_models_are_refused(tmp_path):
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "plain.h5")
+    with pytest.raises(ModelFileError, match="not a segnet-edge model"):
+        segnet_edge.load_model(tmp_path / "plain.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ModelFileError, match="unreadable"):
+        segnet_edge.load_model(tmp_path / "junk.h5")
+    with pytest.raises(ModelFileError, match="no such model file"):
+        segnet_edge.load_model(tmp_path / "missing.h5")
+    (tmp_path / "model.txt").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a Keras model file"):
+        segnet_edge.load_model(tmp_path / "model.txt")
+
+
+def test_a_lambda_layer_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    inputs = keras.Input((4,))
+    out = keras.layers.Lambda(lambda t: t * 2)(inputs)
+    model = keras.Model(inputs, out)
+    path = save_model(model, tmp_path / "evil.h5", META)
+    # Make the Lambda's code create a file if it ever runs: replace its marshalled function.
+    import json
+
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        config = json.loads(f.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] == "Lambda":
+                code = compile(f"open({str(marker)!r}, 'w').write('x')", "<evil>", "exec")
+                import base64
+                import marshal
+
+                layer["config"]["function"] = {"class_name": "__lambda__", "config": {
+                    "code": base64.b64encode(marshal.dumps(code)).decode(), "defaults": None, "closure": None}}
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(ModelFileError, match="Lambda"):
+        segnet_edge.load_model(path)
+    assert not marker.exists()
+
+
+def _vgg16_weights(tmp_path):
+    vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "vgg16_notop.h5"
+    vgg.save_weights(path)
+    return vgg, path
+
+
+def test_encoder_initialises_from_a_local_vgg16_weights_file(tmp_path):
+    vgg, path = _vgg16_weights(tmp_path)
+    model = build_model(ModelConfig("segnet", (64, 64), 3))
+    assert load_vgg16_encoder(model, path, freeze=True) == 13
+    for name in ("block1_conv1", "block3_conv2", "block5_conv3"):
+        for ours, theirs in zip(model.get_layer(name).get_weights(), vgg.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+        assert not model.get_layer(name).trainable and not model.get_layer(f"{name}_bn").trainable
+    assert model.get_layer("block5_conv3_D").trainable
+
+
+def test_vgg16_file_errors_are_clear(tmp_path):
+    _, path = _vgg16_weights(tmp_path)
+    with pytest.raises(UsageError, match="no such VGG16 weights file"):
+        load_vgg16_encoder(build_model(ModelConfig("segnet", (32, 32), 3)), tmp_path / "nope.h5")
+    with pytest.raises(UsageError, match="alpha 1.0"):
+        load_vgg16_encoder(build_model(ModelConfig("segnet", (32, 32), 3, alpha=0.5)), path)
+    with pytest.raises(UsageError, match="--arch segnet"):
+        load_vgg16_encoder(build_model(ModelConfig("segnet-basic", (32, 32), 3)), path)
+    (tmp_path / "bad.h5").write_bytes(b"garbage")
+    with pytest.raises(UsageError, match="not an HDF5"):
+        load_vgg16_encoder(build_model(ModelConfig("segnet", (32, 32), 3)), tmp_path / "bad.h5")

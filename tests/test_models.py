@@ -1,0 +1,97 @@
+"""SegNet and SegNet-Basic exactly as SEGNET_REFERENCE.md describes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segnet_edge._tf import keras
+from segnet_edge.device.errors import UsageError
+from segnet_edge.layers import LocalResponseNormalization, MaxPoolingWithArgmax2D, MaxUnpooling2D
+from segnet_edge.models import ModelConfig, build_model, count_macs, with_unpool_mode
+
+
+def _layers(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+@pytest.fixture(scope="module")
+def full_segnet():
+    return build_model(ModelConfig("segnet", (360, 480), 11))
+
+
+def test_full_segnet_matches_the_authors_definition(full_segnet):
+    model = full_segnet
+    assert abs(model.count_params() - 29.46e6) / 29.46e6 < 0.02
+    convs = _layers(model, keras.layers.Conv2D)
+    assert len(convs) == 26  # 13 VGG16 encoder convs + 13 decoder convs
+    assert [c.kernel_size for c in convs] == [(3, 3)] * 26
+    assert len(_layers(model, keras.layers.BatchNormalization)) == 25
+    assert len(_layers(model, keras.layers.ReLU)) == 25  # 13 encoder + 12 decoder
+    last = convs[-1]
+    assert last.name == "block1_conv1_D" and last.filters == 11
+    assert model.layers[-1].name == "probabilities"  # softmax straight after the class-score conv
+    assert model.layers[-2] is last
+    encoder_widths = [c.filters for c in convs[:13]]
+    assert encoder_widths == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    decoder_widths = [c.filters for c in convs[13:]]
+    assert decoder_widths == [512, 512, 512, 512, 512, 256, 256, 256, 128, 128, 64, 64, 11]
+    assert 100e9 < count_macs(model) < 110e9
+
+
+def test_camvid_size_passes_the_five_levels_in_ceil_mode(full_segnet):
+    pools = _layers(full_segnet, MaxPoolingWithArgmax2D)
+    assert [tuple(p.output[0].shape[1:3]) for p in pools] == [(180, 240), (90, 120), (45, 60), (23, 30), (12, 15)]
+    unpools = _layers(full_segnet, MaxUnpooling2D)
+    assert [tuple(u.output.shape[1:3]) for u in unpools] == [(23, 30), (45, 60), (90, 120), (180, 240), (360, 480)]
+    assert tuple(full_segnet.output.shape) == (None, 360, 480, 11)
+
+
+def test_segnet_basic_matches_the_authors_definition():
+    model = build_model(ModelConfig("segnet-basic", (360, 480), 11))
+    assert abs(model.count_params() - 1.42e6) / 1.42e6 < 0.02
+    assert isinstance(model.layers[1], LocalResponseNormalization)
+    convs = _layers(model, keras.layers.Conv2D)
+    assert [c.kernel_size for c in convs] == [(7, 7)] * 8 + [(1, 1)]
+    assert all(c.filters == 64 for c in convs[:8]) and convs[-1].filters == 11
+    assert len(_layers(model, keras.layers.BatchNormalization)) == 8
+    relus = _layers(model, keras.layers.ReLU)
+    assert len(relus) == 4 and all(not r.name.startswith("conv_decode") for r in relus)  # no ReLU in the decoder
+
+
+def test_lrn_follows_caffe_which_divides_alpha_by_the_window():
+    x = np.random.default_rng(0).uniform(0, 255, (1, 2, 2, 3)).astype(np.float32)
+    out = LocalResponseNormalization()(x).numpy()
+    # Caffe: x / (k + alpha/n * sum over the channel window of x^2) ** beta; the window covers all 3 channels
+    expected = x / (1 + 1e-4 / 5 * (x**2).sum(-1, keepdims=True)) ** 0.75
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["segnet", "segnet-basic"])
+def test_alpha_any_size_and_any_class_count(arch):
+    small = build_model(ModelConfig(arch, (50, 70), 5, alpha=0.25))
+    assert tuple(small.output.shape) == (None, 50, 70, 5)
+    x = np.random.default_rng(1).standard_normal((2, 50, 70, 3)).astype(np.float32)
+    probabilities = small(x).numpy()
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    wide = build_model(ModelConfig(arch, (50, 70), 5, alpha=0.5))
+    assert wide.count_params() > 2.5 * small.count_params()
+
+
+def test_too_small_inputs_and_bad_configs_are_usage_errors():
+    with pytest.raises(UsageError, match="at least 32x32"):
+        build_model(ModelConfig("segnet", (16, 64), 3))
+    with pytest.raises(UsageError, match="at least 16x16"):
+        build_model(ModelConfig("segnet-basic", (8, 8), 3))
+    with pytest.raises(UsageError, match="unknown architecture"):
+        build_model(ModelConfig("unet", (64, 64), 3))
+    with pytest.raises(UsageError, match="at least 2 classes"):
+        build_model(ModelConfig("segnet", (64, 64), 1))
+
+
+def test_switching_the_unpool_formulation_keeps_predictions():
+    model = build_model(ModelConfig("segnet", (37, 45), 4, alpha=0.125))
+    x = np.random.default_rng(2).standard_normal((1, 37, 45, 3)).astype(np.float32)
+    other = with_unpool_mode(model, "select")
+    assert {layer.mode for layer in _layers(other, MaxUnpooling2D)} == {"select"}
+    np.testing.assert_allclose(other(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
