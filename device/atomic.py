@@ -22,11 +22,29 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide outputs from other users
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _read_umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be writing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)  # at import, before any writer thread exists
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:

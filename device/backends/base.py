@@ -1,0 +1,236 @@
+"""One interface for every inference runtime, and the registry that picks one for a model file.
+
+Polygraphy's shape: a `Backend` is a runner over one artifact. `activate()` /
+`deactivate()` (or `with backend:`) own the expensive runtime objects;
+`infer()` checks the input against the artifact's metadata, calls the small
+`infer_impl()` each runtime writes, and records `inference_time` itself, so a
+millisecond means the same thing in every backend. Runtime modules are
+imported inside `activate_impl()`, so a missing TensorRT costs nothing until used.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from segnet_edge.device.artifact_metadata import read_artifact_metadata
+from segnet_edge.device.errors import DataError, ModelFileError, UsageError
+from segnet_edge.device.metadata import ModelMetadata
+
+#: Backend modules in this package; each registers its class when imported (cheap: no runtime import).
+BUILTIN_BACKENDS = ("litert", "onnxruntime", "tensorrt")
+
+_REGISTRY: dict[str, type[Backend]] = {}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and numpy dtype of one model input or output, as the runtime reports it."""
+
+    name: str
+    shape: tuple[int | None, ...]  # None for a dynamic dimension
+    dtype: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Runtime knobs shared by the backends; each uses those that apply to it."""
+
+    threads: int | None = None  # CPU threads (LiteRT/XNNPACK, ONNX Runtime intra-op); None = runtime default
+    providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers; None = best available
+    device: int = 0  # CUDA device for TensorRT
+
+    def to_json(self) -> dict:
+        return {"threads": self.threads, "providers": None if self.providers is None else list(self.providers),
+                "device": self.device}
+
+
+class Backend(abc.ABC):
+    """A runner over one artifact: activate, infer many frames, deactivate."""
+
+    name: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]]
+
+    def __init__(self, path: str | Path, metadata: ModelMetadata, options: BackendOptions | None = None):
+        self.path = Path(path)
+        self.metadata = metadata
+        self.options = options or BackendOptions()
+        self.is_active = False
+        self.inference_time: float | None = None  # seconds spent in the last infer_impl()
+        self._expected = expected_input(metadata)
+
+    # --- what each backend writes ---------------------------------------------------------
+    @abc.abstractmethod
+    def activate_impl(self) -> None:
+        """Open the runtime and the model; raise ModelFileError / UsageError with one line on failure."""
+
+    @abc.abstractmethod
+    def deactivate_impl(self) -> None:
+        """Release what activate_impl() acquired."""
+
+    @abc.abstractmethod
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        """Run one checked input batch; return the model's first output as a numpy array."""
+
+    @abc.abstractmethod
+    def get_input_metadata_impl(self) -> TensorSpec:
+        """The runtime's own view of the model input."""
+
+    @abc.abstractmethod
+    def get_output_metadata_impl(self) -> TensorSpec:
+        """The runtime's own view of the model output."""
+
+    def describe(self) -> str:
+        """One line naming the runtime, its version and settings (for reports)."""
+        return self.name
+
+    # --- shared behaviour -----------------------------------------------------------------
+    def activate(self) -> Backend:
+        if self.is_active:
+            raise RuntimeError(f"{self.name} backend for {self.path} is already active")
+        self.activate_impl()
+        self.is_active = True
+        try:
+            self._check_model_io()
+        except BaseException:
+            self.deactivate()
+            raise
+        return self
+
+    def deactivate(self) -> None:
+        if not self.is_active:
+            return
+        self.is_active = False
+        self.deactivate_impl()
+
+    def __enter__(self) -> Backend:
+        return self.activate()
+
+    def __exit__(self, *exc_info) -> None:
+        self.deactivate()
+
+    def get_input_metadata(self) -> TensorSpec:
+        self._require_active()
+        return self.get_input_metadata_impl()
+
+    def get_output_metadata(self) -> TensorSpec:
+        self._require_active()
+        return self.get_output_metadata_impl()
+
+    @property
+    def expected_input(self) -> TensorSpec:
+        """The input the metadata promises: (1, H, W, 3) in the model's input dtype."""
+        return self._expected
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Check `x` against the metadata, run it, and time the runtime call alone."""
+        self._require_active()
+        expected = self._expected
+        if tuple(x.shape) != expected.shape or x.dtype != np.dtype(expected.dtype):
+            raise DataError(
+                f"{self.path.name}: input {tuple(x.shape)} {x.dtype} does not match the model's "
+                f"{expected.shape} {expected.dtype}; preprocess frames with segnet_edge.device.preprocess"
+            )
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        start = time.perf_counter()
+        out = self.infer_impl(x)
+        self.inference_time = time.perf_counter() - start
+        return out
+
+    def _require_active(self) -> None:
+        if not self.is_active:
+            raise RuntimeError(f"{self.name} backend is not active; use `with backend:` or call activate()")
+
+    def _check_model_io(self) -> None:
+        """Refuse an artifact whose tensors disagree with its own metadata, before any frame runs."""
+        actual = self.get_input_metadata_impl()
+        expected = self._expected
+        if not _shape_matches(actual.shape, expected.shape) or actual.dtype != expected.dtype:
+            raise ModelFileError(
+                f"{self.path}: model input {list(actual.shape)} {actual.dtype} disagrees with its metadata "
+                f"({list(expected.shape)} {expected.dtype}); re-export it with `segnet-edge convert`"
+            )
+        out = self.get_output_metadata_impl()
+        height, width = self.metadata.input_size
+        want: tuple[int, ...] = (1, height, width)
+        if self.metadata.output == "probabilities":
+            want = (*want, self.metadata.num_classes)
+        if not _shape_matches(out.shape, want):
+            raise ModelFileError(
+                f"{self.path}: model output {list(out.shape)} disagrees with its metadata ({list(want)}, "
+                f"{self.metadata.output}); re-export it with `segnet-edge convert`"
+            )
+
+
+def expected_input(metadata: ModelMetadata) -> TensorSpec:
+    height, width = metadata.input_size
+    return TensorSpec("image", (1, height, width, 3), metadata.input_quantization.dtype)
+
+
+def _shape_matches(actual: tuple[int | None, ...], expected: tuple[int, ...]) -> bool:
+    return len(actual) == len(expected) and all(a is None or a == e for a, e in zip(actual, expected))
+
+
+def check_quantization(path: Path, what: str, scale: float, zero_point: int, expected) -> None:
+    """An integer tensor's scale / zero point must be the ones the metadata states."""
+    if not expected.is_integer:
+        return
+    if not math.isclose(scale, expected.scale, rel_tol=1e-5) or int(zero_point) != int(expected.zero_point):
+        raise ModelFileError(
+            f"{path}: {what} quantization (scale {scale:.6g}, zero point {zero_point}) disagrees with its "
+            f"metadata (scale {expected.scale:.6g}, zero point {expected.zero_point}); re-export it"
+        )
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make a backend available by its `name` and file `extensions`."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_backends() -> dict[str, type[Backend]]:
+    """Every registered backend, importing the built-in modules (which import no runtime) once."""
+    for module in BUILTIN_BACKENDS:
+        importlib.import_module(f"segnet_edge.device.backends.{module}")
+    return dict(_REGISTRY)
+
+
+def backend_class(path: str | Path, name: str | None = None) -> type[Backend]:
+    """The backend `name` names, else the one registered for the file's extension."""
+    registry = available_backends()
+    if name is not None:
+        if name not in registry:
+            raise UsageError(f"unknown backend {name!r}; use one of {', '.join(sorted(registry))}")
+        return registry[name]
+    suffix = Path(path).suffix.lower()
+    for cls in registry.values():
+        if suffix in cls.extensions:
+            return cls
+    known = sorted(ext for cls in registry.values() for ext in cls.extensions)
+    raise ModelFileError(
+        f"{path}: no backend for {suffix or 'a file without extension'!r}; give one of {', '.join(known)} "
+        "or choose one with --backend"
+    )
+
+
+def load_backend(path: str | Path, name: str | None = None, options: BackendOptions | None = None) -> Backend:
+    """Read an artifact's metadata and return its (not yet active) backend."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file; check the path")
+    cls = backend_class(path, name)
+    return cls(path, read_artifact_metadata(path), options)

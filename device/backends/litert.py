@@ -1,0 +1,84 @@
+"""LiteRT (TensorFlow Lite) for `.tflite`: ai-edge-litert, else tflite_runtime, else tf.lite.
+
+The interpreter's default op resolver applies XNNPACK on CPU; `threads` sets its thread count.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from segnet_edge.device.backends.base import Backend, TensorSpec, check_quantization, register
+from segnet_edge.device.errors import ModelFileError, UsageError
+
+#: Where an Interpreter class may come from, best first (the board has no TensorFlow).
+RUNTIMES = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow"),
+)
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The first importable Interpreter and the distribution that provides it."""
+    for module_name, dist in RUNTIMES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return module.Interpreter, dist
+    raise UsageError("no LiteRT runtime is installed; pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)")
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@register
+class LiteRTBackend(Backend):
+    name = "litert"
+    extensions = (".tflite",)
+
+    def activate_impl(self) -> None:
+        interpreter_cls, self._dist = interpreter_class()
+        try:
+            self._interpreter = interpreter_cls(model_path=str(self.path), num_threads=self.options.threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ModelFileError(f"{self.path}: LiteRT cannot load it ({first}); re-export it") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        check_quantization(self.path, "input", *self._input["quantization"], self.metadata.input_quantization)
+        check_quantization(self.path, "output", *self._output["quantization"], self.metadata.output_quantization)
+
+    def deactivate_impl(self) -> None:
+        self._interpreter = None
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        self._interpreter.set_tensor(self._input["index"], x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output["index"])
+
+    def get_input_metadata_impl(self) -> TensorSpec:
+        return _spec(self._input)
+
+    def get_output_metadata_impl(self) -> TensorSpec:
+        return _spec(self._output)
+
+    def describe(self) -> str:
+        dist = getattr(self, "_dist", None) or interpreter_class()[1]
+        threads = self.options.threads if self.options.threads else "default"
+        return f"{dist} {_version(dist)} (XNNPACK, threads={threads})"
+
+
+def _spec(detail: dict) -> TensorSpec:
+    signature = detail.get("shape_signature", detail["shape"])
+    shape = tuple(None if int(d) < 0 else int(d) for d in signature)
+    return TensorSpec(str(detail["name"]), shape, np.dtype(detail["dtype"]).name)

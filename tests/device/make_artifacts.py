@@ -1,0 +1,69 @@
+"""Build the tiny deployable artifacts the device tests run: `python make_artifacts.py OUT_DIR`.
+
+A random 32x48 SegNet (alpha 0.125, 4 classes) as fp32 TFLite, full-int8 TFLite
+(int8 in/out) and ONNX, each with its segnet-edge metadata embedded. It runs in
+its own process so the test process, like the board, never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+INPUT_SIZE = (32, 48)
+CLASSES = ("sky", "building", "road", "car")
+
+
+def main(out: Path) -> None:
+    from segnet_edge._tf import keras, tf
+    from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
+    from segnet_edge.device.metadata import ModelMetadata, Normalization, TensorQuantization, default_palette
+    from segnet_edge.device.preprocess import preprocess
+    from segnet_edge.models import ModelConfig, build_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(arch="segnet", input_size=INPUT_SIZE, num_classes=len(CLASSES), alpha=0.125))
+    base = ModelMetadata(class_names=CLASSES, palette=default_palette(len(CLASSES)), input_size=INPUT_SIZE,
+                         normalization=Normalization(), alpha=0.125, format="tflite")
+
+    fp32 = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    (out / "model_fp32.tflite").write_bytes(embed_tflite_metadata(fp32, base))
+    (out / "no_metadata.tflite").write_bytes(fp32)
+
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(8):
+            frame = rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+            yield [preprocess(frame, INPUT_SIZE, base.normalization)[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    int8 = converter.convert()
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=int8)
+    (in_scale, in_zp), (out_scale, out_zp) = (interpreter.get_input_details()[0]["quantization"],
+                                              interpreter.get_output_details()[0]["quantization"])
+    int8_meta = replace(base, input_quantization=TensorQuantization("int8", float(in_scale), int(in_zp)),
+                        output_quantization=TensorQuantization("int8", float(out_scale), int(out_zp)))
+    (out / "model_int8.tflite").write_bytes(embed_tflite_metadata(int8, int8_meta))
+
+    import onnx
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_keras(
+        model, input_signature=[tf.TensorSpec((1, *INPUT_SIZE, 3), tf.float32, name="image")], opset=17)
+    onnx.save(embed_onnx_metadata(proto, replace(base, format="onnx")), str(out / "model.onnx"))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
