@@ -218,7 +218,7 @@ def save_resume_point(model, out: Path, metadata: ModelMetadata, epochs_done: in
     save_checkpoint(model, out / "last.h5", metadata)
     optimizer = model.optimizer
     with atomic_path(out / "last_optimizer.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, *[np.asarray(v) for v in optimizer.variables])
+        np.savez(f, *[v.numpy() for v in optimizer.variables])
     state = {"epochs_done": epochs_done, "best_miou": best_miou, "config": config.to_json()}
     write_text_atomic(out / "train_state.json", json.dumps(state, indent=2))
 

@@ -101,3 +101,11 @@ def test_interrupt_saves_the_last_complete_epoch_and_resume_carries_on(camvid_sa
                      "--optimizer", "adam", "--resume")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["epochs"] == done + 1
+
+
+def test_mirrored_strategy_trains_and_checkpoints(camvid_sample, tmp_path):
+    result = train(TrainConfig(data=str(camvid_sample), out=str(tmp_path), epochs=1, strategy="mirrored", **SMALL))
+    assert result.epochs_done == 1
+    segnet_edge.load_model(tmp_path / "best.h5")
+    with np.load(tmp_path / "last_optimizer.npz") as saved:
+        assert len(saved.files) > 1  # iterations + Adam moments, saved from mirrored variables
