@@ -1,1 +1,237 @@
-"""segnet-edge subpackage."""
+"""`convert_model`: one trained Keras SegNet in, every deployable artifact out, each proven against Keras.
+
+Order of work, so that bad input costs nothing and leaves nothing behind:
+1. everything that can be checked without TensorFlow (model file and metadata,
+   format names, output folder, calibration set size, int8 without calibration);
+2. artifacts are written into a staging folder beside OUT;
+3. only when every format has been handled are the artifacts, `report.json` and
+   `report.md` moved into OUT (each by an atomic rename). A failure leaves OUT as
+   it was; the model itself is never a destination.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from segnet_edge.calibration.representative import (
+    CalibrationRecipe,
+    CalibrationSet,
+    load_calibration_set,
+    load_or_build,
+)
+from segnet_edge.convert.context import Check, ConversionError, ExportContext, ExportResult
+from segnet_edge.convert.options import ConvertOptions, Targets
+from segnet_edge.convert.parity import Parity, compare, parity_frames, run_artifact, target_checks
+from segnet_edge.convert.registry import FORMATS, GROUPS, ExportFormat, resolve_formats
+from segnet_edge.convert.report import ArtifactReport, ConvertReport
+from segnet_edge.device.errors import UsageError
+from segnet_edge.device.metadata import ModelMetadata
+
+__all__ = [
+    "convert_model", "default_out_dir", "ConvertOptions", "Targets", "ConvertReport", "ArtifactReport", "Parity",
+    "Check", "ConversionError", "FORMATS", "GROUPS", "resolve_formats",
+]
+
+CALIB_FILE = "calib.npz"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+#: --calib-data without --calib-count takes up to this many frames, fewer when the source has fewer.
+DEFAULT_CALIB_FRAMES = CalibrationRecipe.__dataclass_fields__["count"].default
+
+
+def default_out_dir(model_path: str | Path) -> Path:
+    """`models/segnet.h5` -> `models/segnet_export/`: next to the model, never the model."""
+    model_path = Path(model_path)
+    return model_path.parent / f"{model_path.stem}_export"
+
+
+def convert_model(
+    model_path: str | Path,
+    out_dir: str | Path | None = None,
+    formats: Sequence[str] | str | None = None,
+    calib: str | Path | CalibrationSet | None = None,
+    *,
+    calib_data: str | Path | None = None,
+    eval_data: str | Path | None = None,
+    options: ConvertOptions | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ConvertReport:
+    """Write the artifacts of `formats` (default: options.formats) for `model_path` into `out_dir`.
+
+    calib: a `calib.npz` (or a loaded CalibrationSet); calib_data: a dataset, image folder or
+    video to build one from (stored as OUT/calib.npz, reused next time). eval_data: a labelled
+    dataset whose `options.eval_split` gives the parity frames; by default they are the
+    calibration set's held-out frames. Formats asked for by name that need calibration fail
+    without it; by default they are skipped with the reason in the report.
+    """
+    start = time.perf_counter()
+    options = options or ConvertOptions()
+    log = log or (lambda message: None)
+    model_path = Path(model_path)
+
+    # 1. Checks that need no TensorFlow.
+    from segnet_edge.model_io import read_metadata
+
+    source_metadata = read_metadata(model_path)
+    explicit = formats is not None
+    chosen = resolve_formats(formats if explicit else list(options.formats))
+    out = Path(out_dir) if out_dir is not None else default_out_dir(model_path)
+    _check_out_dir(out, model_path)
+    size = tuple(options.input_size) if options.input_size else tuple(source_metadata.input_size)
+    metadata = replace(source_metadata, input_size=size)
+    if calib is not None and calib_data is not None:
+        raise UsageError("give --calib or --calib-data, not both")
+    calibration = _load_calibration(calib, size)
+    recipe = None
+    if calib_data is not None:
+        recipe = CalibrationRecipe(source=str(calib_data), size=size, count=options.calib_count or DEFAULT_CALIB_FRAMES,
+                                   seed=options.seed, split=options.calib_split).resolved()
+    if eval_data is not None:
+        from segnet_edge.data.layout import find_samples
+
+        find_samples(eval_data, options.eval_split)
+    qat = _is_qat_file(model_path)
+    uncalibrated = [f.name for f in chosen if f.is_int8 and not qat and calibration is None and recipe is None]
+    if uncalibrated and explicit:
+        raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
+                         "--calib-data SRC (or convert a QAT model)")
+
+    # 2. Stage every artifact.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        staged: list[Path] = []
+        if recipe is not None:
+            log(f"calibration set from {recipe.source}")
+            calibration, reused = load_or_build(out / CALIB_FILE, recipe, allow_fewer=options.calib_count is None,
+                                                save_to=staging / CALIB_FILE)
+            log(f"{'reusing' if reused else 'built'} {out / CALIB_FILE}: {len(calibration)} frames")
+            if not reused:
+                staged.append(staging / CALIB_FILE)
+
+        def load_keras():
+            log(f"loading {model_path}")
+            return _load_keras(model_path, source_metadata, size, options.unsafe_load)
+
+        ctx = ExportContext(model_path, metadata, options, staging, calibration, qat, load_keras, log)
+        frames = parity_frames(metadata, calibration, eval_data, options.eval_split, options.parity_frames)
+        reference = None
+        if frames is not None:
+            reference = ctx.keras_model().predict(frames.inputs, batch_size=1, verbose=0)
+        artifacts: list[ArtifactReport] = []
+        for fmt in chosen:
+            report = _export_one(ctx, fmt, uncalibrated, frames, reference, artifacts, log)
+            artifacts.append(report)
+            result = ctx.results.get(fmt.name)
+            if result is not None:
+                staged += [p for p in [result.path, *result.extra_files] if p is not None and p.is_file()]
+        report = ConvertReport(
+            model=str(model_path), out_dir=str(out), options=options, metadata=metadata, qat=qat,
+            calibration=None if calibration is None else calibration.to_json(),
+            parity_frames=None if frames is None else frames.to_json(), artifacts=artifacts,
+        )
+        report.seconds = time.perf_counter() - start
+        from segnet_edge.atomic import write_text_atomic
+
+        write_text_atomic(staging / REPORT_JSON, _dumps(report.to_json()))
+        write_text_atomic(staging / REPORT_MD, report.to_markdown())
+        staged += [staging / REPORT_JSON, staging / REPORT_MD]
+
+        # 3. Publish together.
+        out.mkdir(parents=True, exist_ok=True)
+        for path in staged:
+            os.replace(path, out / path.name)
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], frames, reference,
+                done: list[ArtifactReport], log: Callable[[str], None]) -> ArtifactReport:
+    report = ArtifactReport(fmt.name, None, fmt.description)
+    if fmt.name in uncalibrated:
+        report.skipped = "needs a calibration set (--calib or --calib-data)"
+        return report
+    missing = [need for need in fmt.needs if ctx.results.get(need) is None or ctx.results[need].path is None]
+    if missing:
+        report.skipped = f"needs {', '.join(missing)}, which was not built"
+        return report
+    log(f"{fmt.name}: exporting {fmt.artifact}")
+    started = time.perf_counter()
+    result: ExportResult = fmt.module().export(ctx, fmt)
+    report.seconds = time.perf_counter() - started
+    ctx.results[fmt.name] = result
+    report.unpool_mode, report.notes, report.command = result.unpool_mode, result.notes, result.command
+    report.metadata, report.ops, report.checks = result.metadata, result.ops, list(result.checks)
+    if result.path is None:
+        report.skipped = result.skipped or "not built"
+        return report
+    report.file = result.path.name
+    report.size_bytes = result.path.stat().st_size
+    if frames is not None:
+        log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
+        probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1)
+        report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)
+    size_ratio = None
+    reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
+    if reference_report is not None:
+        size_ratio = report.size_bytes / reference_report.size_bytes
+    report.checks += target_checks(fmt, report.parity, ctx.options.targets, size_ratio)
+    return report
+
+
+def _check_out_dir(out: Path, model_path: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file; give a folder for --out")
+    if out.resolve() == model_path.resolve():
+        raise UsageError(f"{out}: is the model itself; give another folder for --out")
+
+
+def _load_calibration(calib: str | Path | CalibrationSet | None, size: tuple[int, int]) -> CalibrationSet | None:
+    if calib is None:
+        return None
+    calibration = calib if isinstance(calib, CalibrationSet) else load_calibration_set(calib)
+    calibration.check_size(size, str(calib) if not isinstance(calib, CalibrationSet) else "calibration set")
+    return calibration
+
+
+def _is_qat_file(model_path: Path) -> bool:
+    """tfmot's QAT wrappers in the stored config, read without TensorFlow."""
+    from segnet_edge.model_io import _stored_config, is_quantization_aware_config
+
+    try:
+        return is_quantization_aware_config(_stored_config(model_path))
+    except Exception:  # noqa: BLE001 - load_model reports unreadable files properly later
+        return False
+
+
+def _load_keras(model_path: Path, metadata: ModelMetadata, size: tuple[int, ...], unsafe: bool):
+    from segnet_edge.model_io import load_model
+
+    model = load_model(model_path, unsafe=unsafe)
+    if tuple(model.input_shape[1:3]) == tuple(size):
+        return model
+    if _is_qat_file(model_path):
+        raise UsageError("--input-size cannot rebuild a QAT model; export it at its trained size")
+    from segnet_edge.models import ModelConfig, build_model
+
+    clone = build_model(ModelConfig(arch=metadata.arch, input_size=tuple(size), num_classes=metadata.num_classes,
+                                    alpha=metadata.alpha, unpool_mode=metadata.unpool_mode))
+    try:
+        clone.set_weights(model.get_weights())
+    except ValueError as exc:
+        raise UsageError(f"--input-size {size[0]}x{size[1]}: the weights do not fit a rebuilt "
+                         f"{metadata.arch} ({exc})") from None
+    return clone
+
+
+def _dumps(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2, default=float) + "\n"

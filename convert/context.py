@@ -1,0 +1,124 @@
+"""What every exporter receives (`ExportContext`) and returns (`ExportResult`).
+
+The context owns the expensive, shared things: the Keras model (one copy per unpool
+formulation), the float ONNX graphs (exported once per formulation and reused by
+the QDQ graph and the engines), the calibration set, and the staging folder that
+artifacts are written to before `convert_model` moves them into OUT together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segnet_edge.calibration.representative import CalibrationSet
+from segnet_edge.convert.options import ConvertOptions
+from segnet_edge.device.errors import UsageError
+from segnet_edge.device.metadata import ModelMetadata
+
+
+class ConversionError(UsageError):
+    """The model cannot become this artifact as asked (e.g. an op TFLite has no int8 builtin for)."""
+
+
+@dataclass
+class Check:
+    """One pass/fail line of the report."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass
+class ExportResult:
+    """A staged artifact (or why there is none) and what its exporter learned about it."""
+
+    path: Path | None = None
+    metadata: ModelMetadata | None = None
+    ops: list[str] = field(default_factory=list)
+    unpool_mode: str | None = None
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # reason, when no artifact was built here
+    command: str | None = None  # the equivalent command to build it elsewhere (trtexec)
+    extra_files: list[Path] = field(default_factory=list)  # staged files that travel with it (sidecars, caches)
+
+
+@dataclass
+class ExportContext:
+    model_path: Path
+    metadata: ModelMetadata  # the Keras model's, at the export input size
+    options: ConvertOptions
+    staging: Path
+    calibration: CalibrationSet | None
+    qat: bool
+    load_keras: Callable[[], object]
+    log: Callable[[str], None] = print
+    results: dict[str, ExportResult] = field(default_factory=dict)
+    _keras: dict[str, object] = field(default_factory=dict)
+    _onnx: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.metadata.input_size
+
+    def keras_model(self, unpool_mode: str | None = None):
+        """The model with `unpool_mode` (same weights); built once per mode."""
+        from segnet_edge.models import with_unpool_mode
+
+        if "source" not in self._keras:
+            self._keras["source"] = self.load_keras()
+        if unpool_mode is None:
+            return self._keras["source"]
+        if unpool_mode not in self._keras:
+            self._keras[unpool_mode] = with_unpool_mode(self._keras["source"], unpool_mode)
+        return self._keras[unpool_mode]
+
+    def model_for(self, fmt) -> tuple[object, str]:
+        """The Keras model to export `fmt` from and its unpooling formulation.
+
+        A QAT model keeps the formulation it was trained with: tfmot's wrappers fix the graph
+        (`segnet-edge quantize` trains with "select", the form every int8 path needs).
+        """
+        from segnet_edge.convert.registry import unpool_mode
+
+        if self.qat:
+            model = self.keras_model()
+            return model, model_unpool_mode(model, self.metadata.unpool_mode)
+        mode = unpool_mode(fmt, self.options.trt_version)
+        return self.keras_model(mode), mode
+
+    def float_onnx(self, unpool_mode: str) -> Path:
+        """A float ONNX graph (no metadata) in staging, exported once per unpool mode."""
+        if unpool_mode not in self._onnx:
+            import onnx
+
+            from segnet_edge.convert.onnx import export_graph
+
+            proto = export_graph(self.keras_model(unpool_mode), self.input_size, self.options.batch,
+                                 self.options.onnx_opset)
+            path = self.staging / f".float-{unpool_mode}.onnx"
+            onnx.save(proto, str(path))
+            self._onnx[unpool_mode] = path
+        return self._onnx[unpool_mode]
+
+    def need_calibration(self, fmt_name: str) -> CalibrationSet:
+        if self.calibration is None:
+            raise UsageError(f"{fmt_name} needs a calibration set: give --calib calib.npz or --calib-data SRC")
+        return self.calibration
+
+
+def model_unpool_mode(model, default: str) -> str:
+    """The unpooling formulation inside `model` (looking through tfmot's wrappers)."""
+    from segnet_edge.layers import MaxUnpooling2D
+
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, MaxUnpooling2D):
+            return inner.mode
+    return default

@@ -1,0 +1,130 @@
+"""ONNX: a static-shape float graph via tf2onnx, and a QDQ int8 graph via ONNX Runtime static quantization.
+
+The QDQ graph is made for TensorRT's explicit quantization as much as for ONNX
+Runtime: symmetric int8 activations and weights (TensorRT takes zero points of 0
+only), per-channel weight scales, and biases left in float (TensorRT's
+DequantizeLinear reads int8, not ONNX Runtime's int32 biases). A QAT model's
+fake-quant nodes become the Q/DQ pairs directly, without calibration.
+
+Every graph is checked against the TensorRT version the board runs (`--trt-version`)
+with `trt_support.check_onnx_for_tensorrt`; a graph that would not parse is
+reported as a failed check and no engine is built from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from segnet_edge.convert.context import Check, ExportContext, ExportResult
+from segnet_edge.convert.registry import Availability, ExportFormat
+from segnet_edge.convert.trt_support import check_onnx_for_tensorrt, support_for, tensor_dims
+
+INPUT_NAME = "image"
+
+
+def available() -> Availability:
+    import importlib.util
+
+    missing = [m for m in ("tf2onnx", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        return Availability(False, f"needs {', '.join(missing)} (pip install 'segnet-edge[convert]')")
+    return Availability(True)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """tf2onnx and the quantizer log at INFO/WARNING on the root logger; keep the CLI's output readable."""
+    loggers = [logging.getLogger(), logging.getLogger("tf2onnx")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def export_graph(model, size: tuple[int, int], batch: int, opset: int):
+    """Keras model -> onnx.ModelProto with a static (batch, H, W, 3) float input named "image"."""
+    import tf2onnx
+
+    from segnet_edge._tf import tf
+
+    signature = (tf.TensorSpec((batch, *size, 3), tf.float32, name=INPUT_NAME),)
+    with _quiet():
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    return proto
+
+
+def op_set(proto) -> list[str]:
+    return sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in proto.graph.node})
+
+
+def quantize_qdq(float_path: Path, out_path: Path, reader) -> None:
+    """ONNX Runtime static quantization to symmetric, per-channel QDQ int8 that TensorRT can build."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    with _quiet():
+        quantize_static(
+            str(float_path), str(out_path), reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        )
+
+
+def _static_shape_check(proto, batch: int) -> Check:
+    shapes = [tensor_dims(v) for v in (*proto.graph.input, *proto.graph.output)]
+    static = all(dims is not None and all(isinstance(d, int) for d in dims) for dims in shapes)
+    batch_ok = all(dims and dims[0] == batch for dims in shapes)
+    return Check("static shape", static and batch_ok, f"input/output {shapes}")
+
+
+def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
+    import onnx
+
+    from segnet_edge.atomic import atomic_path
+    from segnet_edge.device.artifact_metadata import embed_onnx_metadata
+
+    availability = available()
+    if not availability.ok:
+        return ExportResult(skipped=availability.reason)
+    options = ctx.options
+    model, mode = ctx.model_for(fmt)
+    notes = []
+    if ctx.qat:
+        proto = export_graph(model, ctx.input_size, options.batch, options.onnx_opset)
+        notes.append("Q/DQ from the QAT model's fake-quant nodes (no calibration)")
+    elif not fmt.is_int8:
+        proto = onnx.load(str(ctx.float_onnx(mode)))
+    else:
+        from segnet_edge.calibration.onnxruntime import CalibrationReader
+
+        calib = ctx.need_calibration(fmt.name)
+        reader = CalibrationReader(calib, ctx.metadata.normalization, INPUT_NAME, options.batch)
+        quantized = ctx.staging / f".quantized-{mode}.onnx"
+        quantize_qdq(ctx.float_onnx(mode), quantized, reader)
+        proto = onnx.load(str(quantized))
+        quantized.unlink()
+        notes.append(f"calibrated on {reader.batches_read} batch(es) of {options.batch} (MinMax, symmetric)")
+    metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
+    embed_onnx_metadata(proto, metadata)
+    support = support_for(options.trt_version)
+    problems = check_onnx_for_tensorrt(proto, options.trt_version)
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    checks = [
+        _static_shape_check(proto, options.batch),
+        Check(f"TensorRT {support.label} parser", not problems,
+              "; ".join(problems) if problems else f"opset {opset}, every op supported ({support.source})"),
+    ]
+    path = ctx.staging / fmt.artifact
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return ExportResult(path=path, metadata=metadata, ops=op_set(proto), unpool_mode=mode, checks=checks, notes=notes)

@@ -1,0 +1,76 @@
+"""What `convert` is asked to do and what it must achieve; the defaults live here and only here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from segnet_edge.device.errors import UsageError
+
+IO_DTYPES = ("int8", "uint8")
+TRT_INT8_MODES = ("qdq", "calibrator")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What each artifact must prove against the Keras model on held-out frames."""
+
+    float_agreement: float = 0.999  # fp32 / fp16 argmax pixel agreement
+    int8_agreement: float = 0.98
+    int8_miou_points: float = 1.0  # |mIoU(artifact) - mIoU(Keras)| in points, when labels exist
+    int8_tflite_size_ratio: float = 0.27  # size(model_int8.tflite) / size(model_fp32.tflite)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    formats: tuple[str, ...] = ("all",)
+    io_dtype: str = "int8"  # full-integer TFLite input/output type
+    batch: int = 1  # static batch of the ONNX graphs and engines (TFLite is always batch 1)
+    opset: int | None = None  # None: 17, or 13 when --trt-version is below 8.5 (its parser's limit)
+    trt_version: str = "8.6"  # the target's TensorRT: picks the unpool form, opset and parser check
+    trt_int8: str = "qdq"  # int8 engine from the QDQ graph, or from model.onnx + entropy calibrator
+    workspace_mib: int = 1024  # TensorRT builder workspace limit
+    sparsity: bool = False  # let TensorRT use 2:4 sparse weights (pruned models, Ampere/Orin)
+    input_size: tuple[int, int] | None = None  # export at another size than the model was trained at
+    calib_count: int | None = None  # --calib-data: frames to use (None: up to 200, fewer if the source has fewer)
+    calib_split: str = "train"
+    eval_split: str = "val"
+    parity_frames: int = 8  # held-out frames each artifact is compared on
+    seed: int = 0
+    unsafe_load: bool = False
+    targets: Targets = field(default_factory=Targets)
+
+    def __post_init__(self) -> None:
+        from segnet_edge.convert.registry import parse_trt_version
+
+        if self.io_dtype not in IO_DTYPES:
+            raise UsageError(f"--io must be one of {', '.join(IO_DTYPES)} (got {self.io_dtype!r})")
+        if self.trt_int8 not in TRT_INT8_MODES:
+            raise UsageError(f"--trt-int8 must be one of {', '.join(TRT_INT8_MODES)} (got {self.trt_int8!r})")
+        if self.batch < 1:
+            raise UsageError(f"--batch must be at least 1 (got {self.batch})")
+        if self.parity_frames < 1:
+            raise UsageError(f"--parity-frames must be at least 1 (got {self.parity_frames})")
+        if self.workspace_mib < 1:
+            raise UsageError(f"--workspace must be at least 1 MiB (got {self.workspace_mib})")
+        parse_trt_version(self.trt_version)
+        if self.opset is not None and not 13 <= self.opset <= 18:
+            raise UsageError(f"--opset must be between 13 (per-channel QDQ) and 18 (tf2onnx's limit), got {self.opset}")
+
+    @property
+    def onnx_opset(self) -> int:
+        """TensorRT 8.2/8.4 parse up to opset 13, 8.5+ up to 17 (onnx-tensorrt docs/operators.md)."""
+        from segnet_edge.convert.registry import parse_trt_version
+
+        if self.opset is not None:
+            return self.opset
+        return 17 if parse_trt_version(self.trt_version) >= (8, 5) else 13
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["formats"] = list(self.formats)
+        data["input_size"] = None if self.input_size is None else list(self.input_size)
+        data["onnx_opset"] = self.onnx_opset
+        return data

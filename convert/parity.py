@@ -1,0 +1,160 @@
+"""Prove each artifact against the Keras model on held-out frames, through the board's own runtime code.
+
+Artifacts run through `segnet_edge.device.backends` (the code the Jetson runs), fed
+by `device/preprocess` and quantized/dequantized with the parameters in the artifact's
+own metadata. So a pass here also proves that the metadata matches the tensors.
+Scores come from `segnet_edge.metrics`, like every other score in the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segnet_edge.calibration.representative import CalibrationSet
+from segnet_edge.convert.context import Check
+from segnet_edge.convert.options import Targets
+from segnet_edge.convert.registry import ExportFormat
+from segnet_edge.device.errors import UsageError
+from segnet_edge.device.metadata import ModelMetadata
+from segnet_edge.metrics import argmax_agreement, confusion_matrix, scores
+
+
+@dataclass
+class ParityFrames:
+    """Model inputs (float32 (N, H, W, 3), made by device/preprocess) and labels when known."""
+
+    inputs: np.ndarray
+    labels: np.ndarray | None
+    source: str
+    held_out: bool  # False when they are calibration frames (nothing else was given)
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "frames": int(len(self.inputs)), "labelled": self.labels is not None,
+                "held_out": self.held_out}
+
+
+def parity_frames(metadata: ModelMetadata, calib: CalibrationSet | None, eval_data: str | Path | None = None,
+                  eval_split: str = "val", limit: int = 8) -> ParityFrames | None:
+    """Held-out frames: --eval-data's split, else the calibration set's held-out frames, else its frames."""
+    from segnet_edge.device.preprocess import preprocess
+
+    size, norm = metadata.input_size, metadata.normalization
+    if eval_data is not None:
+        from segnet_edge.data.layout import find_samples, load_class_info
+        from segnet_edge.data.loader import load_samples
+        from segnet_edge.device.errors import DataError
+
+        samples = find_samples(eval_data, eval_split)
+        picked = [samples[int(i)] for i in np.linspace(0, len(samples) - 1, min(limit, len(samples)))]
+        labelled = all(s.label is not None for s in picked)
+        info = None
+        if labelled:
+            try:
+                info = load_class_info(eval_data, ignore_label=metadata.ignore_label,
+                                       num_classes=metadata.num_classes)
+            except DataError:
+                info = None
+        loaded = load_samples(picked, size, info)
+        frames, labels = loaded.images, loaded.labels
+        source, held_out = f"{eval_data} ({eval_split} split)", True
+    elif calib is not None and len(calib.holdout_frames):
+        frames, labels = calib.holdout_frames[:limit], calib.holdout_labels
+        labels = None if labels is None else labels[:limit]
+        source, held_out = f"held-out frames of the calibration set ({calib.recipe.source})", True
+    elif calib is not None:
+        frames, labels = calib.frames[:limit], None
+        source, held_out = f"calibration frames ({calib.recipe.source}); none held out", False
+    else:
+        return None
+    inputs = np.stack([preprocess(frame, size, norm) for frame in frames]).astype(np.float32)
+    return ParityFrames(inputs, labels, source, held_out)
+
+
+@dataclass
+class Parity:
+    frames: int
+    max_abs_diff: float  # of class probabilities
+    mean_abs_diff: float
+    agreement: float  # fraction of pixels whose argmax class matches Keras'
+    miou: float | None = None  # in [0, 1], when labels exist
+    reference_miou: float | None = None
+
+    @property
+    def miou_delta_points(self) -> float | None:
+        if self.miou is None or self.reference_miou is None:
+            return None
+        return 100.0 * (self.miou - self.reference_miou)
+
+    def to_json(self) -> dict:
+        return {"frames": self.frames, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
+                "agreement": self.agreement, "miou": self.miou, "reference_miou": self.reference_miou,
+                "miou_delta_points": self.miou_delta_points}
+
+
+def mean_iou(probabilities: np.ndarray, labels: np.ndarray, metadata: ModelMetadata) -> float:
+    cm = confusion_matrix(labels, probabilities.argmax(-1), metadata.num_classes, metadata.ignore_label)
+    return scores(cm).mean_iou
+
+
+def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray | None,
+            metadata: ModelMetadata) -> Parity:
+    diff = np.abs(reference.astype(np.float32) - probabilities.astype(np.float32))
+    parity = Parity(len(reference), float(diff.max()), float(diff.mean()), argmax_agreement(reference, probabilities))
+    if labels is not None:
+        parity.miou = mean_iou(probabilities, labels, metadata)
+        parity.reference_miou = mean_iou(reference, labels, metadata)
+    return parity
+
+
+def run_artifact(path: Path, inputs: np.ndarray, batch: int = 1) -> np.ndarray:
+    """Float probabilities (N, H, W, C) from an artifact, run as the board runs it."""
+    from segnet_edge.device.artifact_metadata import read_artifact_metadata
+    from segnet_edge.device.backends.base import load_backend
+    from segnet_edge.device.preprocess import dequantize, quantize
+
+    if batch > 1:
+        if path.suffix != ".onnx":
+            raise UsageError(f"{path.name}: parity runs batch-1 engines only; convert with --batch 1 to check it")
+        return _run_onnx_batched(path, inputs, batch)
+    metadata = read_artifact_metadata(path)
+    outputs = []
+    with load_backend(path) as backend:
+        for x in inputs:
+            raw = backend.infer(quantize(x[None], metadata.input_quantization))
+            outputs.append(dequantize(raw, metadata.output_quantization))
+    return np.concatenate(outputs)
+
+
+def _run_onnx_batched(path: Path, inputs: np.ndarray, batch: int) -> np.ndarray:
+    """A --batch N graph: the board's backend is batch 1, so feed ONNX Runtime directly, padding the tail."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outputs = []
+    for start in range(0, len(inputs), batch):
+        chunk = inputs[start:start + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+        outputs.append(session.run(None, {name: padded})[0][:len(chunk)])
+    return np.concatenate(outputs)
+
+
+def target_checks(fmt: ExportFormat, parity: Parity | None, targets: Targets,
+                  size_ratio: float | None) -> list[Check]:
+    """The issue's targets for this artifact; a target with nothing to measure is not claimed."""
+    checks = []
+    if parity is not None:
+        need = targets.int8_agreement if fmt.is_int8 else targets.float_agreement
+        checks.append(Check("argmax agreement", parity.agreement >= need,
+                            f"{100 * parity.agreement:.3f}% (target >= {100 * need:g}%)"))
+        delta = parity.miou_delta_points
+        if fmt.is_int8 and delta is not None:
+            checks.append(Check("mIoU delta", abs(delta) <= targets.int8_miou_points,
+                                f"{delta:+.2f} points (target within {targets.int8_miou_points:g})"))
+    if size_ratio is not None:
+        checks.append(Check(f"size vs {fmt.size_reference}", size_ratio <= targets.int8_tflite_size_ratio,
+                            f"{size_ratio:.3f}x (target <= {targets.int8_tflite_size_ratio:g}x)"))
+    return checks

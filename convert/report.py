@@ -1,0 +1,153 @@
+"""`report.json` and `report.md`: every artifact, what it is, how it was made, and the proof it is right."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from segnet_edge.convert.context import Check
+from segnet_edge.convert.options import ConvertOptions
+from segnet_edge.convert.parity import Parity
+from segnet_edge.device.metadata import ModelMetadata
+
+
+@dataclass
+class ArtifactReport:
+    format: str
+    file: str | None  # None when skipped
+    description: str
+    size_bytes: int | None = None
+    seconds: float = 0.0  # conversion time
+    ops: list[str] = field(default_factory=list)
+    unpool_mode: str | None = None
+    parity: Parity | None = None
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    command: str | None = None  # how to build it on the target, when skipped here
+    metadata: ModelMetadata | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_json(self) -> dict:
+        return {
+            "format": self.format, "file": self.file, "description": self.description,
+            "status": "skipped" if self.skipped else ("pass" if self.passed else "fail"),
+            "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3), "ops": self.ops,
+            "unpool_mode": self.unpool_mode, "parity": None if self.parity is None else self.parity.to_json(),
+            "checks": [c.to_json() for c in self.checks], "notes": self.notes, "skipped": self.skipped,
+            "command": self.command, "metadata": None if self.metadata is None else self.metadata.to_json(),
+        }
+
+
+@dataclass
+class ConvertReport:
+    model: str
+    out_dir: str
+    options: ConvertOptions
+    metadata: ModelMetadata
+    qat: bool
+    calibration: dict | None
+    parity_frames: dict | None
+    artifacts: list[ArtifactReport] = field(default_factory=list)
+    seconds: float = 0.0
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.artifacts)
+
+    def failures(self) -> list[str]:
+        return [f"{a.format}: {c.name}: {c.detail}" for a in self.artifacts for c in a.checks if not c.passed]
+
+    def artifact(self, name: str) -> ArtifactReport:
+        return next(a for a in self.artifacts if a.format == name)
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model, "out_dir": self.out_dir, "created": self.created, "seconds": round(self.seconds, 2),
+            "passed": self.passed, "failures": self.failures(), "qat": self.qat,
+            "options": self.options.to_json(), "metadata": self.metadata.to_json(),
+            "calibration": self.calibration, "parity_frames": self.parity_frames,
+            "artifacts": [a.to_json() for a in self.artifacts],
+        }
+
+    def summary_lines(self) -> list[str]:
+        """One line per artifact, for the terminal."""
+        lines = []
+        for a in self.artifacts:
+            if a.skipped:
+                lines.append(f"{a.format:<12} skipped: {a.skipped}")
+                if a.command:
+                    lines.append(f"{'':<12} on the target: {a.command}")
+                continue
+            size = f"{a.size_bytes / 1e6:8.2f} MB" if a.size_bytes is not None else ""
+            parity = ""
+            if a.parity is not None:
+                parity = f"  agreement {100 * a.parity.agreement:7.3f}%"
+                if a.parity.miou is not None:
+                    parity += f"  mIoU {100 * a.parity.miou:5.1f} ({a.parity.miou_delta_points:+.2f})"
+            lines.append(f"{a.format:<12} {a.file:<20}{size}{parity}  {'PASS' if a.passed else 'FAIL'}")
+            lines += [f"{'':<12} failed: {c.name}: {c.detail}" for c in a.checks if not c.passed]
+        return lines
+
+    def to_markdown(self) -> str:
+        m = self.metadata
+        out = [
+            f"# Conversion report: {self.model}",
+            "",
+            f"- Created {self.created} in {self.seconds:.1f} s; overall: **{'PASS' if self.passed else 'FAIL'}**",
+            f"- Model: {m.arch} alpha {m.alpha:g}, {m.num_classes} classes, input {m.input_size[0]}x{m.input_size[1]}"
+            f"{', QAT' if self.qat else ''}",
+            f"- Calibration: {_calibration_line(self.calibration)}",
+            f"- Parity frames: {_frames_line(self.parity_frames)}",
+            f"- TensorRT target {self.options.trt_version}, ONNX opset {self.options.onnx_opset}, "
+            f"batch {self.options.batch}",
+            "",
+            "| artifact | size | convert s | agreement | max / mean abs diff | mIoU (delta) | status |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for a in self.artifacts:
+            if a.skipped:
+                out.append(f"| {a.format} | | | | | | skipped: {a.skipped} |")
+                continue
+            p = a.parity
+            agreement = f"{100 * p.agreement:.3f}%" if p else "n/a"
+            diff = f"{p.max_abs_diff:.4f} / {p.mean_abs_diff:.5f}" if p else "n/a"
+            miou = f"{100 * p.miou:.2f} ({p.miou_delta_points:+.2f})" if p and p.miou is not None else "n/a"
+            size = f"{a.size_bytes / 1e6:.2f} MB" if a.size_bytes is not None else ""
+            out.append(f"| `{a.file}` | {size} | {a.seconds:.1f} | {agreement} | {diff} | {miou} | "
+                       f"{'pass' if a.passed else '**FAIL**'} |")
+        out += ["", "## Artifacts", ""]
+        for a in self.artifacts:
+            out.append(f"### {a.format}: {a.file or '(not built here)'}")
+            out.append("")
+            out.append(f"{a.description}. Unpooling: {a.unpool_mode or 'n/a'}.")
+            out.append("")
+            if a.ops:
+                out.append(f"- ops: {', '.join(a.ops)}")
+            out += [f"- {'pass' if c.passed else 'FAIL'}: {c.name}: {c.detail}" for c in a.checks]
+            out += [f"- note: {n}" for n in a.notes]
+            if a.skipped:
+                out.append(f"- skipped: {a.skipped}")
+            if a.command:
+                out.append(f"- build on the target: `{a.command}`")
+            out.append("")
+        return "\n".join(out) + "\n"
+
+
+def _calibration_line(calibration: dict | None) -> str:
+    if not calibration:
+        return "none"
+    r = calibration["recipe"]
+    return (f"{calibration['frames']} frames from {r['kind']} `{r['source']}` (seed {r['seed']}), "
+            f"{calibration['holdout_frames']} held out")
+
+
+def _frames_line(frames: dict | None) -> str:
+    if not frames:
+        return "none (give --calib, --calib-data or --eval-data to measure parity)"
+    labelled = "with labels" if frames["labelled"] else "without labels"
+    return f"{frames['frames']} frames {labelled} from {frames['source']}"

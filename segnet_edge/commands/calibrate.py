@@ -1,0 +1,49 @@
+"""`segnet-edge calibrate --source SRC --size HxW --out calib.npz`: the representative set for int8."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
+
+HELP = "build the representative set (calib.npz) shared by every int8 exporter"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults live in CalibrationRecipe; None here means "the recipe's default".
+    parser.add_argument("--source", required=True, metavar="SRC",
+                        help="a dataset folder (or list file), a folder of images, or a video file")
+    parser.add_argument("--size", type=parse_size, required=True, metavar="HxW",
+                        help="the model's input size; frames are resized to it by device/preprocess.py")
+    parser.add_argument("--out", default="calib.npz", metavar="FILE", help="where to store the set (default calib.npz)")
+    parser.add_argument("--count", type=positive_int, default=None, metavar="N",
+                        help="calibration frames (default 200); fewer available is an error")
+    parser.add_argument("--holdout", type=non_negative_int, default=None, metavar="M",
+                        help="extra frames set aside for convert's parity check (default 8)")
+    parser.add_argument("--seed", type=non_negative_int, default=None, metavar="S",
+                        help="the same seed picks the same frames (default 0)")
+    parser.add_argument("--split", default=None, metavar="NAME", help="dataset split to read (default train)")
+    parser.add_argument("--kind", choices=("auto", "dataset", "folder", "video"), default=None,
+                        help="what SRC is (default: detected)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when OUT was made by the same recipe")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from segnet_edge.calibration.representative import CalibrationRecipe, load_or_build
+    from segnet_edge.device.errors import UsageError
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; give a file name for --out, e.g. {out / 'calib.npz'}")
+    chosen = {k: getattr(args, k) for k in ("count", "holdout", "seed", "split", "kind") if getattr(args, k) is not None}
+    recipe = CalibrationRecipe(source=args.source, size=tuple(args.size), **chosen)
+    calib, reused = load_or_build(out, recipe, force=args.force)
+    r = calib.recipe
+    verb = "reused" if reused else "wrote"
+    labels = " with labels" if calib.holdout_labels is not None else ""
+    print(f"{verb} {out}: {len(calib)} calibration + {len(calib.holdout_frames)} held-out frames{labels} "
+          f"at {r.size[0]}x{r.size[1]} from {r.kind} {r.source} (seed {r.seed})", file=sys.stdout)
+    return 0

@@ -1,0 +1,73 @@
+"""`segnet-edge convert MODEL`: TFLite / ONNX / TensorRT artifacts with a parity report proving each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
+
+HELP = "export TFLite / ONNX / TensorRT artifacts with a parity report that proves each one"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None here and live in ConvertOptions (one place); the help text quotes them.
+    parser.add_argument("model", nargs="?", metavar="MODEL", help=".h5 or .keras model written by segnet-edge")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: MODEL_STEM_export/ next to the model)")
+    parser.add_argument("--formats", nargs="+", metavar="F",
+                        help="formats or groups, space or comma separated (default all; see --list-formats)")
+    calib = parser.add_mutually_exclusive_group()
+    calib.add_argument("--calib", metavar="NPZ", help="calibration set from `segnet-edge calibrate`")
+    calib.add_argument("--calib-data", metavar="SRC",
+                       help="dataset, image folder or video to build the calibration set from (saved as OUT/calib.npz)")
+    parser.add_argument("--calib-count", type=positive_int, metavar="N",
+                        help="--calib-data frames (default: up to 200)")
+    parser.add_argument("--calib-split", metavar="NAME", help="--calib-data dataset split (default train)")
+    parser.add_argument("--eval-data", metavar="DIR", help="labelled dataset for parity (default: the calibration "
+                                                          "set's held-out frames)")
+    parser.add_argument("--eval-split", metavar="NAME", help="--eval-data split (default val)")
+    parser.add_argument("--parity-frames", type=positive_int, metavar="N", help="frames per parity check (default 8)")
+    parser.add_argument("--input-size", type=parse_size, metavar="HxW",
+                        help="export at another size than the model was trained at (fully convolutional)")
+    parser.add_argument("--io", dest="io_dtype", choices=("int8", "uint8"),
+                        help="input/output type of the full-integer TFLite model (default int8)")
+    parser.add_argument("--batch", type=positive_int, metavar="N", help="static batch of ONNX and engines (default 1)")
+    parser.add_argument("--opset", type=int, metavar="N",
+                        help="ONNX opset (default 17, or 13 for --trt-version below 8.5)")
+    parser.add_argument("--trt-version", metavar="X.Y",
+                        help="TensorRT on the target (default 8.6; JetPack 4.6 has 8.2, JetPack 5.1 has 8.5)")
+    parser.add_argument("--trt-int8", choices=("qdq", "calibrator"),
+                        help="int8 engine from the QDQ graph (default) or the entropy calibrator + cache")
+    parser.add_argument("--workspace", dest="workspace_mib", type=positive_int, metavar="MIB",
+                        help="TensorRT builder workspace limit in MiB (default 1024)")
+    parser.add_argument("--sparsity", action="store_true", default=None,
+                        help="let TensorRT use 2:4 sparse weights (pruned models on Ampere/Orin)")
+    parser.add_argument("--seed", type=non_negative_int, help="--calib-data frame choice (default 0)")
+    parser.add_argument("--unsafe-load", action="store_true", default=None,
+                        help="load a model with Lambda layers or unknown classes (only files you trust)")
+    parser.add_argument("--list-formats", action="store_true", help="print the formats and exit")
+
+
+_OPTION_FIELDS = ("io_dtype", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
+                  "input_size", "calib_count", "calib_split", "eval_split", "parity_frames", "seed", "unsafe_load")
+
+
+def run(args: argparse.Namespace) -> int:
+    from segnet_edge.convert.registry import format_table
+    from segnet_edge.device.errors import UsageError
+
+    if args.list_formats:
+        print(format_table())
+        return 0
+    if not args.model:
+        raise UsageError("give the MODEL to convert (a .h5 or .keras file)")
+    from segnet_edge.convert import ConvertOptions, convert_model
+
+    options = ConvertOptions(**{k: getattr(args, k) for k in _OPTION_FIELDS if getattr(args, k) is not None})
+    report = convert_model(args.model, args.out, args.formats, args.calib, calib_data=args.calib_data,
+                           eval_data=args.eval_data, options=options,
+                           log=lambda message: print(message, file=sys.stderr, flush=True))
+    for line in report.summary_lines():
+        print(line)
+    print(f"report: {report.out_dir}/report.md ({'PASS' if report.passed else 'FAIL'})")
+    return 0 if report.passed else 1

@@ -1,0 +1,38 @@
+"""`segnet-edge calibrate` as a user runs it."""
+
+from __future__ import annotations
+
+from tests.conftest import assert_usage_error, run_cli
+
+
+def test_dataset_then_reuse_then_force(tmp_path, camvid_sample):
+    out = tmp_path / "calib.npz"
+    args = ["calibrate", "--source", camvid_sample, "--size", "36x48", "--count", "8", "--holdout", "4", "--out", out]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"wrote {out}: 8 calibration + 4 held-out frames with labels at 36x48 from dataset")
+    second = run_cli(*args)
+    assert second.returncode == 0 and second.stdout.startswith(f"reused {out}")
+    assert run_cli(*args, "--force").stdout.startswith(f"wrote {out}")
+
+
+def test_video_and_folder_sources(tmp_path, camvid_video, camvid_sample):
+    video = run_cli("calibrate", "--source", camvid_video, "--size", "36x48", "--count", "12", "--out",
+                    tmp_path / "v.npz")
+    assert video.returncode == 0, video.stderr
+    assert "12 calibration + 4 held-out frames at 36x48 from video" in video.stdout
+    folder = run_cli("calibrate", "--source", camvid_sample / "val", "--size", "36x48", "--count", "4",
+                     "--holdout", "0", "--out", tmp_path / "f.npz")
+    assert folder.returncode == 0 and "from folder" in folder.stdout
+
+
+def test_bad_input(tmp_path, camvid_sample):
+    assert_usage_error(run_cli("calibrate", "--source", camvid_sample, "--size", "36x48", "--out", tmp_path / "c.npz"),
+                       "only 12 images, fewer than the 200 asked for")
+    assert not (tmp_path / "c.npz").exists()
+    assert_usage_error(run_cli("calibrate", "--source", camvid_sample, "--size", "36", "--out", tmp_path / "c.npz"),
+                       "HEIGHTxWIDTH")
+    assert_usage_error(run_cli("calibrate", "--source", tmp_path / "nothing", "--size", "36x48"),
+                       "no such file or folder")
+    assert_usage_error(run_cli("calibrate", "--source", camvid_sample, "--size", "36x48", "--out", tmp_path),
+                       "is a folder")
