@@ -1,0 +1,144 @@
+"""QAT with real tfmot: the whole network annotated (custom layers too), sparsity surviving, a file that
+reloads, and an int8 TFLite from the QAT model with no representative dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import h5py
+import numpy as np
+import pytest
+
+from segnet_edge.device.errors import ModelFileError, UsageError
+from segnet_edge.model_io import load_model, read_metadata, save_model
+from segnet_edge.optimize.report import sparsity_summary, tflite_int8_weight_sparsity, tflite_ops
+
+CUSTOM = {"MaxPoolingWithArgmax2D": "SameScaleQuantizeConfig", "MaxUnpooling2D": "SameScaleQuantizeConfig",
+          "LocalResponseNormalization": "OutputQuantizeConfig"}
+
+
+@pytest.mark.parametrize("model_fixture", ["basic_model", "segnet_model"])
+def test_every_layer_is_annotated_and_every_conv_and_bn_quantized(request, model_fixture):
+    from segnet_edge.models import with_unpool_mode
+    from segnet_edge.optimize.quantize import make_qat_model, quantization_layout
+
+    model = with_unpool_mode(load_model(request.getfixturevalue(model_fixture)), "select")
+    layout = quantization_layout(make_qat_model(model))
+    kinds = Counter(layer.kind for layer in layout)
+    assert kinds["QuantizeLayer"] == 1  # the input
+    assert not [layer.name for layer in layout if not layer.config], "every layer must be wrapped"
+    original = Counter(type(layer).__name__ for layer in model.layers if type(layer).__name__ != "InputLayer")
+    assert original == Counter(layer.kind for layer in layout if layer.kind != "QuantizeLayer")
+    for layer in layout:
+        if layer.kind == "Conv2D":
+            assert layer.weights_quantized == ["kernel"], layer.name
+        if layer.kind in CUSTOM:
+            assert layer.config == CUSTOM[layer.kind], layer.name
+            assert layer.output_quantized == (layer.kind == "LocalResponseNormalization"), layer.name
+        if layer.kind == "BatchNormalization":
+            assert layer.config  # wrapped; its range is taken by the ReLU / conv it folds with
+    assert kinds["Conv2D"] == original["Conv2D"] > 0 and kinds["BatchNormalization"] == original["BatchNormalization"]
+
+
+def test_prune_preserving_qat_keeps_every_zero(qat_basic, pruned_basic):
+    result, out, report = qat_basic
+    assert report["preserve_sparsity"] is True, "a pruned model must get prune-preserving QAT automatically"
+    assert report["sparsity_kept"] is True and report["unquantized_layers"] == []
+    before = {layer["name"]: layer["zeros"] for layer in report["sparsity_before"]["layers"]}
+    after = {layer["name"]: layer["zeros"] for layer in report["sparsity_after"]["layers"]}
+    assert before == after and sum(before.values()) > 0
+    # independently of the report: the QAT file's kernels against the pruned file's
+    pruned = sparsity_summary(load_model(pruned_basic[1])).by_name()
+    qat = sparsity_summary(load_model(out)).by_name()
+    for name, layer in pruned.items():
+        assert qat[name].zeros == layer.zeros, name
+    assert "prune-preserving: yes" in result.stdout
+
+
+def test_plain_qat_loses_the_zeros_that_prune_preserving_qat_keeps(pruned_basic):
+    """The contrast that makes the test above mean something: without the scheme, training fills the zeros."""
+    from segnet_edge._tf import keras
+    from segnet_edge.optimize.quantize import make_qat_model
+
+    pruned = load_model(pruned_basic[1])
+    zeros_before = sparsity_summary(pruned).kernel_zeros
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 50, (2, 32, 48, 3)).astype(np.float32)
+    y = rng.integers(0, 8, (2, 32, 48)).astype(np.uint8)
+    kept = {}
+    for preserve in (False, True):
+        qat = make_qat_model(pruned, preserve_sparsity=preserve)
+        qat.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+        qat.train_on_batch(x, y)
+        kept[preserve] = sparsity_summary(qat).kernel_zeros
+    assert kept[True] == zeros_before
+    assert kept[False] < zeros_before * 0.1
+
+
+def test_the_qat_model_reloads_bit_identically_and_keeps_its_metadata(qat_basic, pruned_basic, tmp_path):
+    _, out, _ = qat_basic
+    model = load_model(out)
+    assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in model.layers)
+    metadata = read_metadata(out)
+    assert metadata.unpool_mode == "select"
+    assert metadata.class_names == read_metadata(pruned_basic[1]).class_names
+    x = np.random.default_rng(1).normal(0, 50, (2, 32, 48, 3)).astype(np.float32)
+    again = save_model(model, tmp_path / "again.h5", metadata)
+    np.testing.assert_array_equal(load_model(again)(x).numpy(), model(x).numpy())
+
+
+def test_int8_tflite_from_the_qat_model_without_calibration(qat_basic):
+    from segnet_edge._tf import tf
+
+    _, out, _ = qat_basic
+    converter = tf.lite.TFLiteConverter.from_keras_model(load_model(out))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative_dataset: ranges come from QAT
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    content = converter.convert()
+    ops = tflite_ops(content)
+    convs = [op for op in ops if op.name == "CONV_2D"]
+    assert len(convs) == 9
+    for op in convs:
+        assert op.inputs == ("int8", "int8", "int32") and op.outputs == ("int8",), op
+    for name in ("REDUCE_MAX", "SELECT_V2", "DEPTH_TO_SPACE", "SOFTMAX"):
+        assert all("float32" not in op.inputs + op.outputs for op in ops if op.name == name), name
+    # LRN is the only float op: TFLite's LOCAL_RESPONSE_NORMALIZATION kernel is float only
+    assert {op.name for op in ops if op.is_float} == {"LOCAL_RESPONSE_NORMALIZATION"}
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert tflite_int8_weight_sparsity(content) > 0.4, "pruned zeros must survive into the int8 weights"
+
+
+def test_quantize_refuses_a_qat_model_and_a_dataset_with_other_classes(qat_basic, basic_model, tmp_path,
+                                                                       camvid_sample):
+    from segnet_edge.optimize.config import QATConfig
+    from segnet_edge.optimize.quantize import quantize
+
+    _, out, _ = qat_basic
+    with pytest.raises(UsageError, match="already quantization-aware"):
+        quantize(QATConfig(model=str(out), data=str(camvid_sample), out=str(tmp_path / "q.h5"), verbose=0))
+    with pytest.raises(UsageError, match="11 classes but the model predicts 8"):
+        quantize(QATConfig(model=str(basic_model), data=str(camvid_sample), out=str(tmp_path / "q.h5"), verbose=0))
+
+
+def test_the_safety_check_looks_inside_quantize_wrappers(qat_basic, tmp_path):
+    _, out, _ = qat_basic
+    for target, needle in (("layer", "Lambda"), ("quantize_config", "EvilQuantizeConfig")):
+        copy = tmp_path / f"tampered_{target}.h5"
+        shutil.copy(out, copy)
+        with h5py.File(copy, "a") as f:
+            config = json.loads(f.attrs["model_config"])
+            wrapper = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "QuantizeWrapperV2")
+            if target == "layer":
+                wrapper["config"]["layer"]["class_name"] = "Lambda"
+            else:
+                wrapper["config"]["quantize_config"]["class_name"] = "EvilQuantizeConfig"
+            f.attrs["model_config"] = json.dumps(config)
+        with pytest.raises(ModelFileError, match=needle):
+            load_model(copy)
