@@ -38,10 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
     parser.add_argument("--count", default="240", help="training scenes to synthesise")
     parser.add_argument("--epochs", default="20")
+    parser.add_argument("--finetune-epochs", default="2", help="epochs of pruning and of QAT fine-tuning")
     args = parser.parse_args(argv)
     out = Path(args.out)
     data, run, export = out / "data", out / "train", out / "export"
     model = run / "best.h5"
+    calib, pruned, qat = out / "calib.npz", out / "pruned.h5", out / "pruned_qat.h5"
     started = time.time()
 
     if not (data / "train.txt").is_file():
@@ -59,6 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     if ratio < MIN_BASELINE_RATIO:
         print(f"demo: SegNet should beat the colour-only baseline by {MIN_BASELINE_RATIO}x", file=sys.stderr)
         return 1
+
+    step("calibration set shared by every int8 exporter", "calibrate", "--source", str(data), "--size", SIZE,
+         "--count", "100", "--out", str(calib))
+    step("convert: TFLite fp32/fp16/int8, ONNX fp32/QDQ int8, parity vs Keras", "convert", str(model),
+         "--calib", str(calib), "--eval-data", str(data), "--eval-split", "test", "--out", str(export))
+    step("prune 50% of the weights, fine-tune", "prune", str(model), "--data", str(data), "--sparsity", "0.5",
+         "--epochs", args.finetune_epochs, "--out", str(pruned))
+    step("quantization-aware training of the pruned model (sparsity preserved)", "quantize", str(pruned),
+         "--data", str(data), "--qat", "--epochs", args.finetune_epochs, "--out", str(qat))
+    step("convert the pruned QAT model to int8 without calibration", "convert", str(qat), "--formats",
+         "tflite-int8", "onnx-int8", "--eval-data", str(data), "--eval-split", "test",
+         "--out", str(out / "export_pruned_qat"))
+    step("profile fp32 vs int8 on the device runtime (no TensorFlow in the loop)", "profile",
+         str(export / "model_fp32.tflite"), str(export / "model_int8.tflite"), str(export / "model_int8.onnx"),
+         str(out / "export_pruned_qat" / "model_int8.tflite"), "--frames", "120", "--warmup", "10",
+         "--out", str(out / "profile"))
     print(f"\ndemo finished in {time.time() - started:.0f} s; everything is in {out}/")
     return 0
 
