@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Hostile files, broken inputs, SIGKILLs, full disks, stalled streams: one table (make test runs a short form).
+reliability: install
+	$(BIN)/python -m segnet_edge.reliability
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info

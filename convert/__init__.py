@@ -84,7 +84,7 @@ def convert_model(
     out = Path(out_dir) if out_dir is not None else default_out_dir(model_path)
     _check_out_dir(out, model_path)
     size = tuple(options.input_size) if options.input_size else tuple(source_metadata.input_size)
-    metadata = replace(source_metadata, input_size=size)
+    metadata = replace(source_metadata, input_size=size, output=options.output)
     if calib is not None and calib_data is not None:
         raise UsageError("give --calib or --calib-data, not both")
     calibration = _load_calibration(calib, size)

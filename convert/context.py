@@ -76,7 +76,12 @@ class ExportContext:
         if unpool_mode is None:
             return self._keras["source"]
         if unpool_mode not in self._keras:
-            self._keras[unpool_mode] = with_unpool_mode(self._keras["source"], unpool_mode)
+            model = with_unpool_mode(self._keras["source"], unpool_mode)
+            if self.options.output == "labels":  # the source model stays the probability reference
+                from segnet_edge.models import with_label_output
+
+                model = with_label_output(model)
+            self._keras[unpool_mode] = model
         return self._keras[unpool_mode]
 
     def model_for(self, fmt) -> tuple[object, str]:
@@ -89,7 +94,12 @@ class ExportContext:
 
         if self.qat:
             model = self.keras_model()
-            return model, model_unpool_mode(model, self.metadata.unpool_mode)
+            mode = model_unpool_mode(model, self.metadata.unpool_mode)
+            if self.options.output == "labels":
+                from segnet_edge.models import with_label_output
+
+                model = with_label_output(model)
+            return model, mode
         mode = unpool_mode(fmt, self.options.trt_version)
         return self.keras_model(mode), mode
 

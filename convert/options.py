@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from segnet_edge.device.errors import UsageError
 
 IO_DTYPES = ("int8", "uint8")
+OUTPUTS = ("probabilities", "labels")  # segnet_edge.models.OUTPUTS, without importing TensorFlow
 TRT_INT8_MODES = ("qdq", "calibrator")
 
 
@@ -27,6 +28,7 @@ class Targets:
 class ConvertOptions:
     formats: tuple[str, ...] = ("all",)
     io_dtype: str = "int8"  # full-integer TFLite input/output type
+    output: str = "probabilities"  # or "labels": argmax inside the model, a uint8 (H, W) label map out
     batch: int = 1  # static batch of the ONNX graphs and engines (TFLite is always batch 1)
     opset: int | None = None  # None: 17, or 13 when --trt-version is below 8.5 (its parser's limit)
     trt_version: str = "8.6"  # the target's TensorRT: picks the unpool form, opset and parser check
@@ -47,6 +49,8 @@ class ConvertOptions:
 
         if self.io_dtype not in IO_DTYPES:
             raise UsageError(f"--io must be one of {', '.join(IO_DTYPES)} (got {self.io_dtype!r})")
+        if self.output not in OUTPUTS:
+            raise UsageError(f"--output must be one of {', '.join(OUTPUTS)} (got {self.output!r})")
         if self.trt_int8 not in TRT_INT8_MODES:
             raise UsageError(f"--trt-int8 must be one of {', '.join(TRT_INT8_MODES)} (got {self.trt_int8!r})")
         if self.batch < 1:

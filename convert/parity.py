@@ -94,15 +94,25 @@ class Parity:
                 "miou_delta_points": self.miou_delta_points}
 
 
+def _label_map(output: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) probabilities -> their argmax; an (N, H, W) label-map output (--output labels) as is."""
+    return output.argmax(-1) if output.ndim == 4 else output.astype(np.int64)
+
+
 def mean_iou(probabilities: np.ndarray, labels: np.ndarray, metadata: ModelMetadata) -> float:
-    cm = confusion_matrix(labels, probabilities.argmax(-1), metadata.num_classes, metadata.ignore_label)
+    cm = confusion_matrix(labels, _label_map(probabilities), metadata.num_classes, metadata.ignore_label)
     return scores(cm).mean_iou
 
 
 def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray | None,
             metadata: ModelMetadata) -> Parity:
-    diff = np.abs(reference.astype(np.float32) - probabilities.astype(np.float32))
-    parity = Parity(len(reference), float(diff.max()), float(diff.mean()), argmax_agreement(reference, probabilities))
+    """`probabilities` may be a label map (--output labels): then there are no scores to diff (NaN)."""
+    if probabilities.ndim == reference.ndim:
+        diff = np.abs(reference.astype(np.float32) - probabilities.astype(np.float32))
+        max_diff, mean_diff = float(diff.max()), float(diff.mean())
+    else:
+        max_diff = mean_diff = float("nan")
+    parity = Parity(len(reference), max_diff, mean_diff, argmax_agreement(reference, probabilities))
     if labels is not None:
         parity.miou = mean_iou(probabilities, labels, metadata)
         parity.reference_miou = mean_iou(reference, labels, metadata)

@@ -52,14 +52,16 @@ class ExportFormat:
 
 
 _FORMATS = (
-    # TFLite: one_hot x mul is the fastest unpooling under XNNPACK, but TFLite's int8 quantizer
-    # mis-scales ONE_HOT's output, so the int8 model uses equal + select.
+    # TFLite: one_hot x mul is the fastest float unpooling under XNNPACK, but TFLite's int8 quantizer
+    # mis-scales ONE_HOT's output, so the int8 model picks its mask from a constant identity (GATHER
+    # keeps the table's exact 0/1 quantization) and multiplies in XNNPACK (bench/run.py measures it
+    # against equal + select, whose broadcast SELECT_V2 is a slow reference kernel).
     ExportFormat("tflite-fp32", "model_fp32.tflite", "tflite", "fp32", "litert",
                  "TFLite float32, builtin ops only", "onehot", static_batch=False),
     ExportFormat("tflite-fp16", "model_fp16.tflite", "tflite", "fp16", "litert",
                  "TFLite with float16 weights (GPU delegate; CPU dequantizes once)", "onehot", static_batch=False),
     ExportFormat("tflite-int8", "model_int8.tflite", "tflite", "int8", "litert",
-                 "TFLite full integer: int8 (or --io uint8) input and output, per-channel weights", "select",
+                 "TFLite full integer: int8 (or --io uint8) input and output, per-channel weights", "gather",
                  size_reference="tflite-fp32", static_batch=False),
     # ONNX: the float graph follows --trt-version (OneHot parses from TensorRT 8.5); the QDQ graph
     # always uses equal + where, the cheapest form in ONNX Runtime int8 and one every TensorRT parses.

@@ -265,7 +265,8 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
         checks.append(Check("per-channel weights", graph.per_channel_convs == graph.convs,
                             f"{graph.per_channel_convs}/{graph.convs} convolutions"))
         metadata = replace(metadata, input_quantization=graph.input_quantization,
-                           output_quantization=graph.output_quantization)
+                           output_quantization=graph.output_quantization if metadata.output != "labels"
+                           else replace(metadata.output_quantization))  # a label map is not a quantized value
     path = ctx.staging / fmt.artifact
     write_bytes_atomic(path, embed_tflite_metadata(flatbuffer, metadata))
     return ExportResult(path=path, metadata=metadata, ops=graph.op_set, unpool_mode=mode, checks=checks,

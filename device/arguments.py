@@ -36,7 +36,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
     """Source, runtime and measurement flags (both commands); help shows the command's defaults."""
     parser.add_argument("--source", help="0 (camera index), /dev/videoN, csi://N, rtsp://..., http://..., "
                         f"a video file, an image folder, or synthetic (default: {defaults.source})")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, help="override the backend the file extension picks")
+    parser.add_argument("--backend", choices=(*BACKEND_NAMES, "auto"),
+                        help="override the backend the file extension picks; auto: time each MODEL (folders: "
+                        "their artifacts) briefly and stream the fastest")
     parser.add_argument("--frames", type=_positive_int, help="stop after N frames, warm-up included "
                         f"(default: {defaults.pipeline.frames or 'until the source ends'})")
     parser.add_argument("--warmup", type=_positive_int,
@@ -47,6 +49,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
     parser.add_argument("--width", type=_positive_int, help="capture width (cameras, csi://, synthetic)")
     parser.add_argument("--height", type=_positive_int, help="capture height")
     parser.add_argument("--fps", type=_float, help="capture frame rate")
+    parser.add_argument("--timeout", type=_float, metavar="SECONDS",
+                        help="a network stream silent this long is lost and reconnected "
+                        f"(default: {defaults.capture.timeout_s:g})")
     parser.add_argument("--out", help=f"folder for profile.json, frames.csv, profile.md, profile.png "
                         f"(default: {defaults.out})")
     parser.add_argument("--no-plot", action="store_true", help="skip profile.png")
@@ -86,6 +91,9 @@ def config_from_args(args: argparse.Namespace, base: RunConfig) -> RunConfig:
     fps = get("fps")
     if fps is not None and fps <= 0:
         raise UsageError(f"--fps must be positive, got {fps}")
+    timeout = get("timeout")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {timeout}")
     jsonl = get("jsonl")
     config = with_given(
         base, source=get("source"), backend=get("backend"), out=get("out"), save_video=get("save_video"),
@@ -96,7 +104,8 @@ def config_from_args(args: argparse.Namespace, base: RunConfig) -> RunConfig:
         config = replace(config, jsonl=None if jsonl.lower() == "none" else jsonl)
     return replace(
         config,
-        capture=with_given(config.capture, width=get("width") or None, height=get("height") or None, fps=fps),
+        capture=with_given(config.capture, width=get("width") or None, height=get("height") or None, fps=fps,
+                           timeout_s=timeout),
         options=with_given(config.options, threads=get("threads"), providers=providers, device=get("gpu")),
         pipeline=with_given(config.pipeline, frames=get("frames"), warmup=get("warmup"), alpha=alpha,
                             legend=False if get("no_legend") else None, retries=get("retries"),

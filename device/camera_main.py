@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {redact(message)} (see --help)\n")
 
 
 def build_parser() -> _Parser:
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         result = run_session([args.model], config)
     except UsageError as exc:
         print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a disk or device failed under us (written outputs raise OutputError)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {redact(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: aborted", file=sys.stderr)

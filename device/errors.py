@@ -17,3 +17,7 @@ class DataError(UsageError):
 
 class ModelFileError(UsageError):
     """A model or artifact file is missing, unreadable or not a segnet-edge model."""
+
+
+class OutputError(UsageError):
+    """An output could not be written (disk full, no permission); nothing half-written is left behind."""

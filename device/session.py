@@ -142,6 +142,10 @@ def run_session(models: list[str | Path], config: RunConfig, log: Callable[[str]
     if config.options.threads is not None and config.options.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {config.options.threads}")
     require_opencv()
+    if config.backend == "auto":  # time every candidate briefly, stream the fastest (device/autoselect.py)
+        from segnet_edge.device.autoselect import resolve
+
+        models, config = resolve(models, config, log)
     backends = [load_backend(m, config.backend, config.options) for m in models]  # fail fast on any bad model
     open_source(config.source, config.capture)  # fail fast on a bad --source, before loading a runtime
     stop = threading.Event()
@@ -181,9 +185,15 @@ def _run_one(key: str, backend: Backend, config: RunConfig, stop: threading.Even
             ok = True
     finally:
         device = tegrastats.stop()
-        for sink in sinks:
-            sink.close(ok)
+        failed: list[Exception] = []
+        for sink in sinks:  # every sink gets to commit or discard, even when one of them fails
+            try:
+                sink.close(ok)
+            except Exception as exc:  # noqa: BLE001 - re-raised below once the others are closed
+                failed.append(exc)
         source.close()
+        if failed and ok:
+            raise failed[0]
     model_report = summarize(result.records, model=key, backend=backend.name, runtime=runtime,
                              source=source.description, skipped_frames=result.skipped_frames,
                              dropped_frames=result.dropped_frames, reconnects=result.reconnects,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet_edge.device.atomic import atomic_path, write_bytes_atomic
+from segnet_edge.device.atomic import atomic_path, write_bytes_atomic, write_error
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.postprocess import Segmentation
 
@@ -108,25 +108,37 @@ class JsonLinesSink(Sink):
     """One JSON object per frame; `-` streams to stdout for a consumer process."""
 
     def __init__(self, path: str | Path):
+        self.path = Path(path)
         self.to_stdout = str(path) == "-"
         if self.to_stdout:
             self._stream = sys.stdout
             self._file = None
         else:
-            self._file = _AtomicFile(Path(path))
+            self._file = _AtomicFile(self.path)
             self._stream = open(self._file.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, index: int, annotated: np.ndarray, seg: Segmentation, line: dict) -> bool:
-        self._stream.write(json.dumps(line, separators=(",", ":")) + "\n")
-        if self.to_stdout:
-            self._stream.flush()
+        try:
+            self._stream.write(json.dumps(line, separators=(",", ":")) + "\n")
+            if self.to_stdout:
+                self._stream.flush()
+        except OSError as exc:  # a full disk: one line naming the file, not a bare errno
+            raise write_error(self.path, exc) from None
         return True
 
     def close(self, ok: bool = True) -> None:
-        if self._file is not None:
+        """Flush and commit (ok) or discard; a flush that fails discards the temporary and says so once."""
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
             self._stream.close()
-            self._file.finish(ok)
-            self._file = None
+        except OSError as exc:
+            file.finish(False)
+            if ok:
+                raise write_error(self.path, exc) from None
+            return
+        file.finish(ok)
 
 
 class DisplaySink(Sink):

@@ -45,9 +45,12 @@ class CaptureSettings:
     width: int | None = None
     height: int | None = None
     fps: float | None = None
+    #: A network stream that sends nothing for this long (opening or mid-stream) counts as lost, and
+    #: is reconnected with backoff; FFmpeg's own default would block for 30 s per attempt.
+    timeout_s: float = 10.0
 
     def to_json(self) -> dict:
-        return {"width": self.width, "height": self.height, "fps": self.fps}
+        return {"width": self.width, "height": self.height, "fps": self.fps, "timeout_s": self.timeout_s}
 
 
 class FrameSource(abc.ABC):
@@ -100,7 +103,9 @@ class VideoCaptureSource(FrameSource):
     def open(self) -> None:
         import cv2
 
-        capture = cv2.VideoCapture(self.target, self.api)
+        params = self._open_params(cv2)
+        # The three-argument form exists from OpenCV 4.5.2; JetPack 4's 4.1 has only the two-argument one.
+        capture = cv2.VideoCapture(self.target, self.api, params) if params else cv2.VideoCapture(self.target, self.api)
         if not capture.isOpened():
             capture.release()
             raise DataError(f"cannot open {self.description}{self.missing_hint}")
@@ -111,6 +116,17 @@ class VideoCaptureSource(FrameSource):
                 if value:
                     capture.set(prop, float(value))
         self._capture = capture
+
+    def _open_params(self, cv2) -> list[int]:
+        """Open and read timeouts for network streams (OpenCV 4.6+ with FFmpeg; older builds block longer)."""
+        if self.api != cv2.CAP_FFMPEG or not self.live or not self.settings.timeout_s:
+            return []
+        milliseconds = max(1, int(self.settings.timeout_s * 1000))
+        params: list[int] = []
+        for name in ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC"):
+            if hasattr(cv2, name):
+                params += [getattr(cv2, name), milliseconds]
+        return params
 
     def read(self) -> tuple[ReadStatus, np.ndarray | None]:
         with self._lock:

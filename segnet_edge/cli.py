@@ -42,7 +42,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line with exit code 2."""
 
     def error(self, message: str):  # noqa: D401
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {_redact(message)} (see --help)\n")
+
+
+def _redact(text: str) -> str:
+    """Credentials in stream URLs never reach the terminal (imported lazily: numpy comes with it)."""
+    from segnet_edge.device.sources import redact
+
+    return redact(text)
 
 
 def _module_available(name: str) -> bool:
@@ -82,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:
-        print(f"segnet-edge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"segnet-edge {args.command}: error: {_redact(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the disk, a permission or a device failed under us: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"segnet-edge {args.command}: error: {_redact(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"segnet-edge {args.command}: interrupted", file=sys.stderr)

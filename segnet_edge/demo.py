@@ -17,27 +17,32 @@ from pathlib import Path
 from segnet_edge.cli import main as cli
 
 #: Small enough for a few minutes on 2 CPU cores, big enough to beat the colour baseline clearly.
+#: The demo trains without median-frequency weights: in a short run they leave the model hedging
+#: between classes (top-1 probability ~0.5), and such a model's argmax flips under int8 noise.
 SIZE = "96x128"
 ALPHA = "0.25"
 #: The scenes are built so colour alone fails; a SegNet that does not clearly beat it has learnt nothing.
 MIN_BASELINE_RATIO = 1.5
 
 
-def step(title: str, *args: str) -> None:
+def step(title: str, *args: str, missed_targets_ok: bool = False) -> int:
+    """Run one command; exit code 1 from `convert` means a parity target was missed, which the
+    demo reports at the end instead of stopping (the artifacts exist and the report says why)."""
     print(f"\n=== {title}\n$ segnet-edge {shlex.join(args)}", flush=True)
     started = time.time()
     code = cli(list(args))
-    if code != 0:
+    if code != 0 and not (missed_targets_ok and code == 1):
         print(f"demo: step failed with exit code {code}", file=sys.stderr)
         raise SystemExit(code)
     print(f"--- {title}: {time.time() - started:.0f} s", flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
     parser.add_argument("--count", default="240", help="training scenes to synthesise")
-    parser.add_argument("--epochs", default="20")
+    parser.add_argument("--epochs", default="30")
     parser.add_argument("--finetune-epochs", default="2", help="epochs of pruning and of QAT fine-tuning")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "train.txt").is_file():
         step("synthesise street scenes", "synth", str(data), "--count", args.count, "--size", SIZE, "--seed", "0")
     step("train SegNet (alpha 0.25)", "train", "--data", str(data), "--out", str(run), "--arch", "segnet",
-         "--alpha", ALPHA, "--input-size", SIZE, "--epochs", args.epochs, "--optimizer", "adam", "--lr", "0.002", "--lr-schedule", "cosine",
+         "--alpha", ALPHA, "--input-size", SIZE, "--epochs", args.epochs, "--optimizer", "adam", "--lr", "0.002", "--lr-schedule", "cosine", "--no-class-balancing",
          "--batch-size", "8")
     step("evaluate on held-out scenes, beside a colour-only classifier", "evaluate", str(model), "--data", str(data),
          "--split", "test", "--colour-baseline", "--json", str(out / "evaluate.json"),
@@ -64,19 +69,23 @@ def main(argv: list[str] | None = None) -> int:
 
     step("calibration set shared by every int8 exporter", "calibrate", "--source", str(data), "--size", SIZE,
          "--count", "100", "--out", str(calib))
-    step("convert: TFLite fp32/fp16/int8, ONNX fp32/QDQ int8, parity vs Keras", "convert", str(model),
-         "--calib", str(calib), "--eval-data", str(data), "--eval-split", "test", "--out", str(export))
+    missed = step("convert: TFLite fp32/fp16/int8, ONNX fp32/QDQ int8, parity vs Keras", "convert", str(model),
+                  "--calib", str(calib), "--eval-data", str(data), "--eval-split", "test", "--out", str(export),
+                  missed_targets_ok=True)
     step("prune 50% of the weights, fine-tune", "prune", str(model), "--data", str(data), "--sparsity", "0.5",
          "--epochs", args.finetune_epochs, "--out", str(pruned))
     step("quantization-aware training of the pruned model (sparsity preserved)", "quantize", str(pruned),
          "--data", str(data), "--qat", "--epochs", args.finetune_epochs, "--out", str(qat))
-    step("convert the pruned QAT model to int8 without calibration", "convert", str(qat), "--formats",
-         "tflite-int8", "onnx-int8", "--eval-data", str(data), "--eval-split", "test",
-         "--out", str(out / "export_pruned_qat"))
+    missed |= step("convert the pruned QAT model to int8 without calibration", "convert", str(qat), "--formats",
+                   "tflite-int8", "onnx-int8", "--eval-data", str(data), "--eval-split", "test",
+                   "--out", str(out / "export_pruned_qat"), missed_targets_ok=True)
     step("profile fp32 vs int8 on the device runtime (no TensorFlow in the loop)", "profile",
          str(export / "model_fp32.tflite"), str(export / "model_int8.tflite"), str(export / "model_int8.onnx"),
          str(out / "export_pruned_qat" / "model_int8.tflite"), "--frames", "120", "--warmup", "10",
          "--out", str(out / "profile"))
+    if missed:
+        print("\nsome parity targets were missed: see export*/report.md (a longer --epochs run makes the "
+              "model confident enough for int8)")
     print(f"\ndemo finished in {time.time() - started:.0f} s; everything is in {out}/")
     return 0
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from segnet_edge._tf import keras, tf
 
 #: How the unpooling layer expands indices to a 2x2 mask; an exporter may pick per runtime.
-UNPOOL_MODES = ("onehot", "select")
+UNPOOL_MODES = ("onehot", "select", "gather")
 
 
 def _pad_to_even(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -54,7 +54,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         # (N, h, w, 4*C): channel block k holds window position k (row-major).
         blocks = tf.nn.space_to_depth(x, 2)
         blocks = tf.reshape(blocks, [-1, 4, channels])
-        indices = tf.argmax(blocks, axis=1, output_type=tf.int32)
+        # Arg-max over the LAST axis of the (N, C, 4) transpose: TFLite's ARG_MAX has a tight loop for
+        # the innermost axis but a generic, ~5x slower one for a middle axis, and the transpose itself
+        # runs in XNNPACK (bench/run.py's op profile). Same first-maximum-wins result.
+        indices = tf.argmax(tf.transpose(blocks, [0, 2, 1]), axis=-1, output_type=tf.int32)
         if training:
             # reduce_max splits its gradient between tied maxima; select by the
             # argmax instead so only the first maximum receives gradient.
@@ -81,10 +84,13 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     `output_size` is the (height, width) recorded before pooling; a ceil-mode pool
     of an odd size is cropped back to it. `mode` picks the index expansion:
-    "onehot" (one_hot x mul: cheapest in TFLite, TensorRT >= 8.5) or "select"
-    (equal + where: cheaper in ONNX Runtime int8, the only form TensorRT 8.2 parses, and the
-    only form TFLite's int8 quantizer gets right: it gives ONE_HOT's int8 output the scale of
-    the mul's other input while on/off keep their own, so "onehot" int8 TFLite is garbage).
+    "onehot" (one_hot x mul: cheapest in float TFLite, TensorRT >= 8.5), "select"
+    (equal + where: cheaper in ONNX Runtime int8, the only form TensorRT 8.2 parses) or "gather"
+    (the mask is a row of a constant 4x4 identity picked by the index, times the values: a table
+    lookup keeps its table's quantization, so unlike ONE_HOT it is exact in int8 TFLite, and the
+    multiply runs in XNNPACK where SELECT_V2's broadcast form is a slow reference kernel).
+    TFLite's int8 quantizer gives ONE_HOT's int8 output the scale of the mul's other input while
+    on/off keep their own, so "onehot" int8 TFLite is garbage.
     """
 
     def __init__(self, output_size: tuple[int, int] | None = None, mode: str = "onehot", **kwargs):
@@ -103,6 +109,10 @@ class MaxUnpooling2D(keras.layers.Layer):
         flat_indices = tf.reshape(tf.cast(indices, tf.int32), [-1, 1, channels])
         if self.mode == "onehot":
             mask = tf.one_hot(flat_indices[:, 0, :], 4, axis=1, dtype=values.dtype)
+            blocks = flat_values * mask
+        elif self.mode == "gather":
+            # (N, C) indices pick rows of eye(4): (N, C, 4) -> (N, 4, C), window position major.
+            mask = tf.transpose(tf.gather(tf.eye(4, dtype=values.dtype), flat_indices[:, 0, :]), [0, 2, 1])
             blocks = flat_values * mask
         else:
             positions = tf.constant([0, 1, 2, 3], dtype=tf.int32, shape=[1, 4, 1])
@@ -157,12 +167,29 @@ class LocalResponseNormalization(keras.layers.Layer):
         return config
 
 
+@keras.utils.register_keras_serializable(package="segnet_edge")
+class ClassLabels(keras.layers.Layer):
+    """Class scores (N, H, W, C) -> uint8 label map (N, H, W): the argmax moved into the model.
+
+    The board then copies H x W bytes instead of H x W x C scores and skips its own argmax; an
+    exporter puts it on the logits (softmax cannot change the winner) so the softmax goes too.
+    """
+
+    def call(self, inputs):
+        return tf.cast(tf.argmax(inputs, axis=-1, output_type=tf.int32), tf.uint8)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[:-1])
+
+
 #: Every custom class a segnet-edge model file may contain.
 CUSTOM_OBJECTS = {
     "MaxPoolingWithArgmax2D": MaxPoolingWithArgmax2D,
     "MaxUnpooling2D": MaxUnpooling2D,
     "LocalResponseNormalization": LocalResponseNormalization,
+    "ClassLabels": ClassLabels,
     "segnet_edge>MaxPoolingWithArgmax2D": MaxPoolingWithArgmax2D,
     "segnet_edge>MaxUnpooling2D": MaxUnpooling2D,
     "segnet_edge>LocalResponseNormalization": LocalResponseNormalization,
+    "segnet_edge>ClassLabels": ClassLabels,
 }

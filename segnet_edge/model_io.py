@@ -7,10 +7,13 @@ code. `.keras`: Keras' safe mode does the same; metadata is one more zip entry.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 from segnet_edge.errors import ModelFileError
@@ -24,26 +27,40 @@ def _check_suffix(path: Path) -> None:
         raise ModelFileError(f"{path}: not a Keras model file; give a .h5 or .keras file written by segnet-edge")
 
 
-def save_model(model, path: str | Path, metadata: ModelMetadata, include_optimizer: bool = False) -> Path:
-    """Write `model` + `metadata` to `path` atomically."""
+def save_model(model, path: str | Path, metadata: ModelMetadata, include_optimizer: bool = False,
+               extra_h5: Callable[[Any], None] | None = None) -> Path:
+    """Write `model` + `metadata` to `path` atomically.
+
+    `.h5` files are built in memory and written to disk by Python: HDF5 dies with SIGSEGV when a
+    write fails under it (a full disk, a file-size limit; found by tests/reliability), whereas a
+    Python write raises OSError, which atomic_path turns into one line. `extra_h5(h5py.File)` adds
+    more to the file before it appears under its name, so everything in it commits with one rename
+    (training stores its resume state this way).
+    """
     import h5py
 
     from segnet_edge.atomic import atomic_path
 
     path = Path(path)
     _check_suffix(path)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    if extra_h5 is not None and path.suffix != ".h5":
+        raise ModelFileError(f"{path}: extra HDF5 content needs a .h5 file")
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras nags that HDF5 is legacy; it is what users ship
         if path.suffix == ".h5":
-            model.save(tmp, include_optimizer=include_optimizer)
-        else:
-            model.save(tmp)
-        if path.suffix == ".h5":
-            with h5py.File(tmp, "a") as f:
+            image = io.BytesIO()
+            with h5py.File(image, "w") as f:
+                model.save(f, include_optimizer=include_optimizer)
                 f.attrs[METADATA_KEY] = metadata.dumps()
+                if extra_h5 is not None:
+                    extra_h5(f)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(image.getbuffer())
         else:
-            with zipfile.ZipFile(tmp, "a") as z:
-                z.writestr(_KERAS_ZIP_ENTRY, metadata.dumps())
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+                with zipfile.ZipFile(tmp, "a") as z:
+                    z.writestr(_KERAS_ZIP_ENTRY, metadata.dumps())
     return path
 
 
@@ -63,7 +80,7 @@ def read_metadata(path: str | Path) -> ModelMetadata:
             with zipfile.ZipFile(path) as z:
                 if _KERAS_ZIP_ENTRY in z.namelist():
                     text = z.read(_KERAS_ZIP_ENTRY)
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py / zipfile raise many types on damaged bytes
         raise ModelFileError(f"{path}: unreadable model file ({_short(exc)}); re-export it with segnet-edge") from None
     if text is None:
         raise ModelFileError(
@@ -113,62 +130,96 @@ QAT_SETTING_CLASSES = frozenset({
 })
 
 
+#: Keys under which a serialised config holds a layer (nested models, wrappers such as TimeDistributed and
+#: Bidirectional). Every object found under one of them must be a layer class we know.
+_LAYER_KEYS = frozenset({"layers", "layer", "forward_layer", "backward_layer"})
+#: Keys under which a QAT model holds tfmot quantize configs and quantizers.
+_QAT_SETTING_KEYS = frozenset({"quantize_config", "quantizer"})
+#: Python modules a serialised object may name: Keras itself, tfmot and segnet-edge. A config that names any
+#: other module (`builtins`, `os`, `__main__`) asks the loader to import or call code from outside them.
+_TRUSTED_MODULES = ("keras", "tf_keras", "tensorflow", "tensorflow_model_optimization", "segnet_edge")
+
+
+def _serialised_objects(node, key: str | None = None) -> list[tuple[str | None, dict]]:
+    """(key it sits under, object) for every serialised object (a dict with a class_name) anywhere in `node`.
+
+    The whole tree is walked, not just `config.layers`: a Lambda nested in a Sequential inside a
+    TimeDistributed wrapper, or hidden as a Bidirectional's backward_layer, deserialises (and runs) too.
+    """
+    found: list[tuple[str | None, dict]] = []
+    stack: list[tuple[str | None, object]] = [(key, node)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            if "class_name" in item:
+                found.append((where, item))
+            stack.extend((k, v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((where, v) for v in item)
+    return found
+
+
 def _layer_classes(config: dict) -> list[tuple[str, str]]:
-    """(layer name, class name) of every layer, nested models and wrapped layers (tfmot's wrappers) included."""
-    found = []
-    for layer in config.get("config", {}).get("layers", []):
-        found.append((layer.get("config", {}).get("name", "?"), layer.get("class_name", "?")))
-        inner = layer.get("config", {}).get("layer") if isinstance(layer.get("config"), dict) else None
-        while isinstance(inner, dict):  # a wrapper: check what it wraps too
-            found.append((inner.get("config", {}).get("name", "?"), inner.get("class_name", "?")))
-            inner = inner.get("config", {}).get("layer") if isinstance(inner.get("config"), dict) else None
-        if isinstance(layer.get("config"), dict) and "layers" in layer["config"]:
-            found.extend(_layer_classes(layer))
-    return found
+    """(layer name, class name) of every layer: nested models and wrapped layers included."""
+    return [(_name_of(obj), str(obj.get("class_name"))) for where, obj in _serialised_objects(config)
+            if where in _LAYER_KEYS]
 
 
-def _qat_setting_classes(config: dict) -> list[tuple[str, str]]:
-    """(layer name, class name) of every quantize config and quantizer a QAT model's layers name."""
-    found = []
-    for layer in config.get("config", {}).get("layers", []):
-        layer_config = layer.get("config", {}) if isinstance(layer.get("config"), dict) else {}
-        for key in ("quantize_config", "quantizer"):
-            value = layer_config.get(key)
-            if isinstance(value, dict):
-                found.append((layer_config.get("name", "?"), value.get("class_name", "?")))
-        if "layers" in layer_config:
-            found.extend(_qat_setting_classes(layer))
-    return found
+def _name_of(obj: dict) -> str:
+    config = obj.get("config")
+    return str(config.get("name", "?")) if isinstance(config, dict) else "?"
 
 
 def is_quantization_aware_config(config: dict) -> bool:
     return any(class_name in QAT_LAYER_CLASSES for _, class_name in _layer_classes(config))
 
 
-def check_safe(path: Path) -> None:
-    """Refuse a model whose config names a Lambda or a class outside Keras and segnet-edge."""
+def _is_keras_layer(class_name: str) -> bool:
     from segnet_edge._tf import keras
+
+    if not class_name.isidentifier() or class_name.startswith("_"):
+        return False
+    candidate = getattr(keras.layers, class_name, None)
+    return isinstance(candidate, type) and issubclass(candidate, keras.layers.Layer)
+
+
+def check_config_safe(config, where: str) -> None:
+    """Refuse a stored model config that would run code from the file when deserialised.
+
+    Refused: a Lambda (or any object serialised as a Python function) anywhere; an object that names a
+    module outside Keras, tfmot and segnet-edge; a layer whose class is neither Keras' nor segnet-edge's;
+    a QAT quantize config or quantizer that is neither tfmot's nor ours. `where` starts the message.
+    """
     from segnet_edge.layers import CUSTOM_OBJECTS
 
-    config = _stored_config(path)
-    allowed = set(CUSTOM_OBJECTS) | {"Functional", "Sequential", "Model"} | QAT_LAYER_CLASSES
-    for layer_name, class_name in _qat_setting_classes(config):
-        if class_name not in QAT_SETTING_CLASSES:
-            raise ModelFileError(
-                f"{path}: layer {layer_name!r} names quantization class {class_name!r}, which is neither tfmot's "
-                "nor segnet-edge's; refused (pass --unsafe-load only if you trust the file)"
-            )
-    for layer_name, class_name in _layer_classes(config):
-        if class_name == "Lambda":
-            raise ModelFileError(
-                f"{path}: layer {layer_name!r} is a Lambda, which runs code from the file; "
-                "refused (pass --unsafe-load only if you trust the file)"
-            )
-        if class_name not in allowed and not hasattr(keras.layers, class_name):
-            raise ModelFileError(
-                f"{path}: layer {layer_name!r} has class {class_name!r}, which is neither Keras' nor "
-                "segnet-edge's; refused (pass --unsafe-load only if you trust the file)"
-            )
+    hint = "refused (pass --unsafe-load only if you trust the file)"
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{where}: the stored model config is not a Keras model config; re-export it")
+    allowed_layers = set(CUSTOM_OBJECTS) | {"Functional", "Sequential", "Model"} | QAT_LAYER_CLASSES
+    for key, obj in _serialised_objects(config):
+        class_name, name = str(obj.get("class_name")), _name_of(obj)
+        inner = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+        if class_name in ("Lambda", "__lambda__") or inner.get("function_type") == "lambda":
+            what = "a Lambda" if class_name == "Lambda" else f"a Python function ({class_name})"
+            raise ModelFileError(f"{where}: layer {name!r} is {what}, which runs code from the file; {hint}")
+        module = obj.get("module")
+        if module is not None and not (isinstance(module, str) and module.split(".")[0] in _TRUSTED_MODULES):
+            raise ModelFileError(f"{where}: {class_name!r} ({name!r}) names module {module!r}, which is neither "
+                                 f"Keras' nor segnet-edge's; {hint}")
+        if key in _LAYER_KEYS and class_name not in allowed_layers and not _is_keras_layer(class_name):
+            raise ModelFileError(f"{where}: layer {name!r} has class {class_name!r}, which is neither Keras' nor "
+                                 f"segnet-edge's; {hint}")
+        if key in _QAT_SETTING_KEYS and class_name not in QAT_SETTING_CLASSES:
+            raise ModelFileError(f"{where}: layer {name!r} names quantization class {class_name!r}, which is "
+                                 f"neither tfmot's nor segnet-edge's; {hint}")
+    root = str(config.get("class_name"))
+    if root not in allowed_layers and not _is_keras_layer(root):
+        raise ModelFileError(f"{where}: the model has class {root!r}, which is neither Keras' nor segnet-edge's; {hint}")
+
+
+def check_safe(path: Path) -> None:
+    """Refuse a model file whose config would run code when deserialised (see check_config_safe)."""
+    check_config_safe(_stored_config(path), str(path))
 
 
 def load_model(path: str | Path, unsafe: bool = False, compile: bool = False):

@@ -165,6 +165,27 @@ def with_unpool_mode(model: keras.Model, mode: str) -> keras.Model:
     return clone
 
 
+#: What a model (and its artifacts) output: class probabilities, or a uint8 label map.
+OUTPUTS = ("probabilities", "labels")
+
+
+def with_label_output(model: keras.Model) -> keras.Model:
+    """The same network ending in a uint8 (N, H, W) label map instead of class probabilities.
+
+    The argmax is taken on the softmax's input (the class scores): softmax is monotonic, so the
+    winner is the same, and the exported graph loses the softmax as well as the board's argmax.
+    """
+    from segnet_edge.layers import ClassLabels
+
+    scores = model.output
+    for layer in reversed(model.layers):
+        inner = getattr(layer, "layer", layer)  # through tfmot's QuantizeWrapper
+        if isinstance(inner, keras.layers.Softmax) and layer.output is model.output:
+            scores = layer.input
+            break
+    return keras.Model(model.input, ClassLabels(name="labels")(scores), name=model.name)
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one frame: convolutions only (everything else is noise)."""
     macs = 0

@@ -1,9 +1,10 @@
 """Training: median-frequency balanced SGD (Adam optional), best checkpoint by validation mIoU, resume.
 
 Outputs in OUT: `best.h5` (highest validation mIoU, loadable by segnet_edge.load_model),
-`last.h5` + `last_optimizer.npz` + `train_state.json` (resume point, written after
-every epoch), `log.csv`. Every file is written atomically, so a kill at any moment
-leaves the previous complete checkpoint in place.
+`last.h5` (the resume point: weights, optimizer state, epoch counter and log in one file,
+written after every epoch; `train_state.json` is a readable copy), `log.csv` (rewritten from
+the resume point). Every file is written atomically, so a kill at any moment leaves the
+previous complete checkpoint in place.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from segnet_edge._tf import keras, tf
-from segnet_edge.atomic import atomic_path, write_text_atomic
+from segnet_edge.atomic import write_text_atomic
 from segnet_edge.class_weights import median_frequency_weights
 from segnet_edge.data.layout import ClassInfo, find_samples, load_class_info
 from segnet_edge.data.loader import LoadedSplit, load_samples
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.metadata import ModelMetadata, Normalization
 from segnet_edge.metrics import confusion_matrix, scores
+from segnet_edge.model_io import save_model
 from segnet_edge.models import ModelConfig
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -185,11 +187,12 @@ class Checkpointer(keras.callbacks.Callback):
     """Validation mIoU into the logs, best.h5 when it improves, a resume point every epoch."""
 
     def __init__(self, out: Path, val: LoadedSplit, info: ClassInfo, metadata: ModelMetadata,
-                 best_miou: float, config: TrainConfig):
+                 best_miou: float, config: TrainConfig, log_rows: list[dict] | None = None):
         super().__init__()
         self.out, self.val, self.info, self.metadata = out, val, info, metadata
         self.best_miou, self.config = best_miou, config
-        self.history: list[dict] = []
+        self.history: list[dict] = []  # this run's epochs (1-based), for TrainResult
+        self.log_rows: list[dict] = list(log_rows or [])  # every epoch so far (0-based, as Keras logs them)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -199,46 +202,87 @@ class Checkpointer(keras.callbacks.Callback):
         if improved:
             self.best_miou = miou
             save_checkpoint(self.model, self.out / "best.h5", self.metadata)
-        save_resume_point(self.model, self.out, self.metadata, epoch + 1, self.best_miou, self.config)
-        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        values = {k: float(v) for k, v in logs.items()}
+        rows = [*self.log_rows, {"epoch": epoch, **values}]
+        # The log first: a kill between the two leaves a row the resume point lacks, which --resume
+        # rewrites; the other order could lose the row of an epoch that did commit.
+        write_log(self.out / "log.csv", rows)
+        save_resume_point(self.model, self.out, self.metadata, epoch + 1, self.best_miou, self.config, rows)
+        self.log_rows = rows
+        self.history.append({"epoch": epoch + 1, **values})
         if self.config.verbose:
             mark = " (best, saved)" if improved else ""
             print(f"epoch {epoch + 1}: val mIoU {miou:.4f}{mark}", file=sys.stderr)
 
 
 def save_checkpoint(model, path: Path, metadata: ModelMetadata) -> None:
-    from segnet_edge.model_io import save_model
-
     save_model(model, path, metadata)
 
 
+#: HDF5 group of last.h5 holding the resume state (epoch counter, best mIoU, optimizer variables).
+RESUME_GROUP = "segnet_edge_resume"
+
+
 def save_resume_point(model, out: Path, metadata: ModelMetadata, epochs_done: int, best_miou: float,
-                      config: TrainConfig) -> None:
-    """Model, optimizer state and counters; the state file is written last, so it names a complete set."""
-    save_checkpoint(model, out / "last.h5", metadata)
-    optimizer = model.optimizer
-    with atomic_path(out / "last_optimizer.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, *[v.numpy() for v in optimizer.variables])
+                      config: TrainConfig, log_rows: list[dict] | None = None) -> None:
+    """Weights, optimizer state, counters and the epoch log in one file that appears with one rename.
+
+    With separate files a kill between two renames would pair epoch N's counters with epoch N+1's
+    weights (or log); here the resume point is always one complete epoch. train_state.json is a
+    readable copy and log.csv is rewritten from the log stored here.
+    """
+    variables = [v.numpy() for v in model.optimizer.variables]
+
+    def add_state(f) -> None:
+        group = f.create_group(RESUME_GROUP)
+        group.attrs["epochs_done"] = int(epochs_done)
+        group.attrs["best_miou"] = float(best_miou)
+        group.attrs["log"] = json.dumps(log_rows or [])
+        for i, value in enumerate(variables):
+            group.create_dataset(f"optimizer_{i}", data=value)
+
+    save_model(model, out / "last.h5", metadata, extra_h5=add_state)
     state = {"epochs_done": epochs_done, "best_miou": best_miou, "config": config.to_json()}
     write_text_atomic(out / "train_state.json", json.dumps(state, indent=2))
 
 
-def _restore(model, out: Path) -> tuple[int, float]:
-    state_file = out / "train_state.json"
-    if not state_file.is_file():
-        raise UsageError(f"{out}: nothing to resume (no train_state.json); start without --resume")
-    state = json.loads(state_file.read_text())
+def _restore(model, out: Path) -> tuple[int, float, list[dict]]:
+    """Weights and optimizer state from last.h5; returns (epochs done, best validation mIoU, log rows)."""
+    import h5py
+
     from segnet_edge.model_io import load_model
 
-    saved = load_model(out / "last.h5")
+    last = out / "last.h5"
+    if not last.is_file():
+        raise UsageError(f"{out}: nothing to resume (no last.h5); start without --resume")
+    saved = load_model(last)
+    with h5py.File(last, "r") as f:
+        group = f.get(RESUME_GROUP)
+        if group is None:
+            raise UsageError(f"{last}: holds no resume state (an older segnet-edge wrote it); start without --resume")
+        epochs_done, best_miou = int(group.attrs["epochs_done"]), float(group.attrs["best_miou"])
+        rows = [row for row in json.loads(group.attrs.get("log", "[]")) if int(row["epoch"]) < epochs_done]
+        values = [group[f"optimizer_{i}"][()] for i in range(len(group))]
     model.set_weights(saved.get_weights())
     model.optimizer.build(model.trainable_variables)
-    with np.load(out / "last_optimizer.npz") as data:
-        values = [data[f"arr_{i}"] for i in range(len(data.files))]
     if len(values) == len(model.optimizer.variables):
         for variable, value in zip(model.optimizer.variables, values):
             variable.assign(value)
-    return int(state["epochs_done"]), float(state["best_miou"])
+    return epochs_done, best_miou, rows
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    """log.csv (one row per epoch, Keras' CSVLogger columns), rewritten whole and atomically: appending
+    could leave a half row after a kill, or miss the row of an epoch whose checkpoint did commit."""
+    import csv
+    import io
+
+    columns = ["epoch", *sorted({key for row in rows for key in row} - {"epoch"})]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -282,14 +326,15 @@ def train(config: TrainConfig) -> TrainResult:
             loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label),
         )
     out.mkdir(parents=True, exist_ok=True)
-    initial_epoch, best_miou = (_restore(model, out) if config.resume else (0, -1.0))
+    initial_epoch, best_miou, log_rows = _restore(model, out) if config.resume else (0, -1.0, [])
     if initial_epoch >= config.epochs:
         raise UsageError(f"{out}: already trained {initial_epoch} epochs; raise --epochs to continue")
+    write_log(out / "log.csv", log_rows)  # the log of the resume point, whatever a kill left in log.csv
     write_text_atomic(out / "train_config.json", json.dumps(config.to_json(), indent=2))
     train_ds = make_dataset(data.train.images, data.train.labels, metadata.normalization, config.batch_size,
                             augment=config.augment, shuffle=True, seed=config.seed)
-    checkpointer = Checkpointer(out, data.val, data.info, metadata, best_miou, config)
-    callbacks = [checkpointer, keras.callbacks.CSVLogger(str(out / "log.csv"), append=config.resume)]
+    checkpointer = Checkpointer(out, data.val, data.info, metadata, best_miou, config, log_rows)
+    callbacks = [checkpointer]
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

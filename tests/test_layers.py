@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segnet_edge._tf import keras, tf
-from segnet_edge.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from segnet_edge.layers import UNPOOL_MODES, MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 RNG = np.random.default_rng(0)
 
@@ -45,7 +45,7 @@ def test_pool_and_unpool_equal_tf_max_pool_with_argmax_and_scatter(shape):
     assert index.dtype == tf.int32 and index.shape == pooled.shape
     assert set(np.unique(index.numpy())) <= {0, 1, 2, 3}
     expected = scatter_unpool(ref_pooled, ref_argmax, shape)
-    for mode in ("onehot", "select"):
+    for mode in UNPOOL_MODES:
         np.testing.assert_array_equal(MaxUnpooling2D(mode=mode)([pooled, index]).numpy(), expected)
 
 

@@ -103,3 +103,45 @@ def test_vgg16_file_errors_are_clear(tmp_path):
     (tmp_path / "bad.h5").write_bytes(b"garbage")
     with pytest.raises(UsageError, match="not an HDF5"):
         load_vgg16_encoder(build_model(ModelConfig("segnet", (32, 32), 3)), tmp_path / "bad.h5")
+
+
+def _config(*layers):
+    return {"class_name": "Functional", "config": {"name": "m", "layers": list(layers)}}
+
+
+def _layer(class_name, name="x", **config):
+    return {"class_name": class_name, "config": {"name": name, **config}}
+
+
+@pytest.mark.parametrize("config, needle", [
+    # a Lambda anywhere a layer can hide: a wrapper's inner model, a Bidirectional's backward layer
+    (_config(_layer("TimeDistributed", layer={"class_name": "Sequential", "config": {"name": "s", "layers": [
+        _layer("Lambda", "hidden")]}})), "layer 'hidden' is a Lambda"),
+    (_config(_layer("Bidirectional", layer=_layer("LSTM", "f"), backward_layer=_layer("Lambda", "b"))),
+     "layer 'b' is a Lambda"),
+    # Python code under another class name, a module outside Keras, classes Keras does not have
+    (_config(_layer("Dense", "d", function_type="lambda")), "Python function"),
+    (_config(_layer("Conv2D", "c", kernel_initializer={"module": "os", "class_name": "system", "config": "id"})),
+     "names module 'os'"),
+    (_config(_layer("EvilLayer", "e")), "class 'EvilLayer'"),
+    (_config(_layer("__class__", "dunder")), "class '__class__'"),
+    (_config(_layer("QuantizeWrapperV2", "q", layer=_layer("Conv2D", "c"),
+                    quantize_config={"class_name": "EvilConfig", "config": {}})), "quantization class 'EvilConfig'"),
+])
+def test_config_check_finds_code_wherever_it_hides(config, needle):
+    from segnet_edge.model_io import check_config_safe
+
+    with pytest.raises(ModelFileError, match="--unsafe-load") as info:
+        check_config_safe(config, "evil.h5")
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_config_check_accepts_keras_segnet_edge_and_tfmot_classes():
+    from segnet_edge.model_io import check_config_safe
+
+    check_config_safe(_config(
+        _layer("InputLayer"), _layer("Conv2D", kernel_initializer={"module": "keras.initializers",
+                                                                   "class_name": "HeNormal", "config": {}}),
+        _layer("segnet_edge>MaxPoolingWithArgmax2D"),
+        _layer("QuantizeWrapperV2", "q", layer=_layer("Conv2D", "c"),
+               quantize_config={"class_name": "Default8BitConvQuantizeConfig", "config": {}})), "ok.h5")

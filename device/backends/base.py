@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from segnet_edge.device.artifact_metadata import read_artifact_metadata
+from segnet_edge.device.artifact_check import check_artifact, probe_in_child
 from segnet_edge.device.errors import DataError, ModelFileError, UsageError
 from segnet_edge.device.metadata import ModelMetadata
 
@@ -94,10 +94,18 @@ class Backend(abc.ABC):
         """One line naming the runtime, its version and settings (for reports)."""
         return self.name
 
+    def child_probe(self) -> tuple[str, list[str]] | None:
+        """(python code, argv) that loads the artifact and runs one frame, for runtimes that can crash
+        with a signal on damaged files; activate() runs it in a child process first. None: load in process."""
+        return None
+
     # --- shared behaviour -----------------------------------------------------------------
     def activate(self) -> Backend:
         if self.is_active:
             raise RuntimeError(f"{self.name} backend for {self.path} is already active")
+        probe = self.child_probe()
+        if probe is not None:
+            probe_in_child(self.path, self.name, *probe)
         self.activate_impl()
         self.is_active = True
         try:
@@ -228,9 +236,9 @@ def backend_class(path: str | Path, name: str | None = None) -> type[Backend]:
 
 
 def load_backend(path: str | Path, name: str | None = None, options: BackendOptions | None = None) -> Backend:
-    """Read an artifact's metadata and return its (not yet active) backend."""
+    """Check an artifact (artifact_check) and return its (not yet active) backend."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file; check the path")
     cls = backend_class(path, name)
-    return cls(path, read_artifact_metadata(path), options)
+    return cls(path, check_artifact(path), options)

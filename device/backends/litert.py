@@ -31,6 +31,20 @@ def interpreter_class() -> tuple[type, str]:
     raise UsageError("no LiteRT runtime is installed; pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)")
 
 
+#: Run in a child process before the interpreter opens a file in ours: LiteRT can die with SIGSEGV on
+#: damaged models that its verifier accepts (see segnet_edge.device.artifact_check).
+_PROBE = """
+import importlib, sys
+import numpy as np
+module, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+interpreter = importlib.import_module(module).Interpreter(model_path=path, num_threads=threads or None)
+interpreter.allocate_tensors()
+for detail in interpreter.get_input_details():
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+interpreter.invoke()
+"""
+
+
 def _version(dist: str) -> str:
     from importlib import metadata
 
@@ -61,10 +75,18 @@ class LiteRTBackend(Backend):
     def deactivate_impl(self) -> None:
         self._interpreter = None
 
+    def child_probe(self) -> tuple[str, list[str]]:
+        interpreter_cls, _ = interpreter_class()
+        return _PROBE, [interpreter_cls.__module__, str(self.path), str(self.options.threads or 0)]
+
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        self._interpreter.set_tensor(self._input["index"], x)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"])
+        try:
+            self._interpreter.set_tensor(self._input["index"], x)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output["index"])
+        except (ValueError, RuntimeError) as exc:  # the input was checked: the model itself cannot run
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise ModelFileError(f"{self.path}: LiteRT cannot run it ({first}); re-export it") from None
 
     def get_input_metadata_impl(self) -> TensorSpec:
         return _spec(self._input)

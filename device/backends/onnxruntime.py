@@ -63,7 +63,11 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output.name], {self._input.name: x})[0]
+        try:
+            return self._session.run([self._output.name], {self._input.name: x})[0]
+        except Exception as exc:  # noqa: BLE001 - the input was checked: the graph itself cannot run
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise ModelFileError(f"{self.path}: ONNX Runtime cannot run it ({first}); re-export it") from None
 
     def get_input_metadata_impl(self) -> TensorSpec:
         return _spec(self._input)

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export at another size than the model was trained at (fully convolutional)")
     parser.add_argument("--io", dest="io_dtype", choices=("int8", "uint8"),
                         help="input/output type of the full-integer TFLite model (default int8)")
+    parser.add_argument("--output", choices=("probabilities", "labels"),
+                        help="model output: class probabilities (default) or a uint8 label map, the argmax "
+                        "inside the model (the board skips its own)")
     parser.add_argument("--batch", type=positive_int, metavar="N", help="static batch of ONNX and engines (default 1)")
     parser.add_argument("--opset", type=int, metavar="N",
                         help="ONNX opset (default 17, or 13 for --trt-version below 8.5)")
@@ -48,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-formats", action="store_true", help="print the formats and exit")
 
 
-_OPTION_FIELDS = ("io_dtype", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
+_OPTION_FIELDS = ("io_dtype", "output", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
                   "input_size", "calib_count", "calib_split", "eval_split", "parity_frames", "seed", "unsafe_load")
 
 

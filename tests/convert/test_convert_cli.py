@@ -95,9 +95,9 @@ def test_artifacts_carry_metadata_with_quantization(converted):
                           (interpreter.get_output_details()[0], meta.output_quantization)):
         assert np.dtype(detail["dtype"]).name == quant.dtype == "int8"
         assert detail["quantization"] == pytest.approx((quant.scale, quant.zero_point))
-    # the unpool formulation each target gets: one_hot for float TFLite, equal+select for int8
+    # the unpool formulation each target gets: one_hot for float TFLite, an identity-row gather for int8
     assert read_artifact_metadata(converted.out / "model_fp32.tflite").unpool_mode == "onehot"
-    assert meta.unpool_mode == "select"
+    assert meta.unpool_mode == "gather"
     assert read_artifact_metadata(converted.out / "model_int8.onnx").input_quantization.dtype == "float32"
 
 

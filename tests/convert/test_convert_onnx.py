@@ -36,7 +36,7 @@ def test_trt_version_picks_opset_and_unpool_form():
     assert unpool_mode(FORMATS["onnx-fp32"], "8.2") == "select"
     assert unpool_mode(FORMATS["onnx-fp32"], "8.6") == "onehot"
     assert unpool_mode(FORMATS["onnx-int8"], "10.0") == "select"
-    assert unpool_mode(FORMATS["tflite-int8"], "8.6") == "select"
+    assert unpool_mode(FORMATS["tflite-int8"], "8.6") == "gather"
 
 
 def test_real_graphs_against_older_tensorrt(converted):

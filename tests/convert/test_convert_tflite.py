@@ -68,6 +68,9 @@ def test_one_hot_int8_is_caught_and_select_is_full_integer():
     assert "SELECT_V2" in select.op_set and "ONE_HOT" not in select.op_set
     assert select.input_quantization.dtype == "uint8" == select.output_quantization.dtype
     assert select.per_channel_convs == select.convs == 2
+    gather = inspect(convert_keras(tiny_unpool_model("gather"), "int8", representative))
+    check_full_integer(gather)  # a table lookup keeps the identity's exact 0/1 quantization
+    assert "GATHER" in gather.op_set and not {"ONE_HOT", "SELECT_V2"} & set(gather.op_set)
 
 
 def test_int8_needs_calibration_unless_qat():

@@ -1,25 +1,13 @@
-"""Device-side fixtures: real tiny artifacts and real video files (helpers live in device_util.py)."""
+"""Device-side fixtures: real video files (helpers live in device_util.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from device_util import CAMVID_SAMPLE, moving_scene, write_video
 
-
-@pytest.fixture(scope="session")
-def artifacts(tmp_path_factory) -> Path:
-    """model_fp32.tflite, model_int8.tflite, model.onnx (+ no_metadata.tflite) from a tiny random SegNet."""
-    out = tmp_path_factory.mktemp("artifacts")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, str(Path(__file__).with_name("make_artifacts.py")), str(out)],
-                            capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return out
+# `artifacts` (the tiny .tflite / .onnx files) lives in tests/conftest.py: tests/reliability uses it too.
 
 
 @pytest.fixture(scope="session")

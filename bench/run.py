@@ -1,0 +1,590 @@
+"""`make bench`: every runtime a user could run SegNet on, against Keras and against this CPU's limit.
+
+    python bench/run.py [--full-size 352x480] [--full-rounds 4] [--demo-rounds 30] [--work DIR] ...
+
+One run, batch 1, the same frames for every row:
+
+1. prepare (in a child process, so its memory is gone before timing starts): a full-size SegNet
+   (random weights unless --full-model) and the demo model (trained here on synthetic scenes unless
+   given or `make demo` has run), each converted by `segnet-edge convert`'s own code to TFLite
+   fp32/fp16/int8 and ONNX fp32/QDQ int8; the full-size network also with plain max pooling + nearest
+   upsampling (the pooling-design table) and with the class argmax inside the model;
+2. time them: one worker process per row (bench/measure.py), interleaved rounds so background load
+   hits every row alike; Keras rows run `model(x, training=False)`, artifacts run through the board's
+   backends (segnet_edge.device.backends);
+3. where the time goes: per-op profiles of the full-size int8 and fp32 artifacts (bench/opprofile.py);
+4. write bench/results.md, bench/results.json and the README's benchmark section, with the machine,
+   this CPU's computed peak, a Jetson Orin projection from published peaks, and the issue's goals.
+
+Numbers on a shared machine are noisy: the ratios are the point, and they come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run from a checkout; also what the spawned workers import from
+
+from bench.artifacts import CAMVID_SAMPLE, FORMATS, LABELS, RUNTIME  # noqa: E402
+from bench.report import (  # noqa: E402
+    GOAL_INT8_AGREEMENT,
+    GOAL_INT8_SPEEDUP,
+    GOAL_POOLING_OVERHEAD,
+    Goal,
+    PoolingRow,
+    Results,
+    TableRow,
+)
+
+OUT_DIR = REPO / "bench"
+README = REPO / "README.md"
+
+
+@dataclass
+class Settings:
+    full_size: tuple[int, int] = (352, 480)  # 11 x 32: no ceil-mode padding; the issue's baseline size (104 GMAC)
+    full_alpha: float = 1.0
+    full_model: str | None = None  # a trained segnet-edge model; default: random weights
+    full_data: str = str(CAMVID_SAMPLE)  # calibration (train split) and timing frames (val split)
+    full_frames: int = 4
+    full_rounds: int = 4
+    demo_model: str | None = None
+    demo_data: str | None = None
+    demo_frames: int = 16
+    demo_rounds: int = 30
+    demo_epochs: int = 8
+    calib_frames: int = 4  # full-size int8 calibration frames (each costs ~10 s in TFLite's calibrator)
+    demo_calib_frames: int = 32
+    threads: tuple[int, ...] = (1, 2)
+    pooling: bool = True
+    labels_output: bool = True
+    profile: bool = True
+    autoselect: bool = True
+    jetson_efficiency: float = 0.30
+    fma_units: int | None = None
+    work: str | None = None
+    out_dir: str = str(OUT_DIR)
+    readme: bool = True
+    reuse: bool = False  # reuse --work's prepared models and artifacts (prepare.json) instead of rebuilding
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    return int(h), int(w)
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    d = Settings()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full-size", type=_size, default=d.full_size, metavar="HxW")
+    p.add_argument("--full-alpha", type=float, default=d.full_alpha)
+    p.add_argument("--full-model", help="trained full-size model (default: random weights)")
+    p.add_argument("--full-data", default=d.full_data, help="labelled dataset: train split calibrates, val split times")
+    p.add_argument("--full-frames", type=int, default=d.full_frames)
+    p.add_argument("--full-rounds", type=int, default=d.full_rounds, help="timed rounds per full-size row")
+    p.add_argument("--demo-model", help="demo model (default: demo_out's, else train one here)")
+    p.add_argument("--demo-data", help="dataset with a test split for the demo model")
+    p.add_argument("--demo-frames", type=int, default=d.demo_frames)
+    p.add_argument("--demo-rounds", type=int, default=d.demo_rounds)
+    p.add_argument("--demo-epochs", type=int, default=d.demo_epochs)
+    p.add_argument("--calib-frames", type=int, default=d.calib_frames)
+    p.add_argument("--threads", default=",".join(map(str, d.threads)), help="thread counts, comma separated")
+    p.add_argument("--no-pooling", action="store_true", help="skip the pooling-design rows")
+    p.add_argument("--no-labels-output", action="store_true", help="skip the argmax-in-model artifact")
+    p.add_argument("--no-profile", action="store_true", help="skip the per-op profiles")
+    p.add_argument("--no-autoselect", action="store_true")
+    p.add_argument("--jetson-efficiency", type=float, default=d.jetson_efficiency)
+    p.add_argument("--fma-units", type=int, help="FMA units per core for the peak (default: 2)")
+    p.add_argument("--work", help="keep models and artifacts here (default: a temporary folder)")
+    p.add_argument("--out-dir", default=d.out_dir, help="where results.md / results.json go")
+    p.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse the models and artifacts a previous run left in --work (re-time only)")
+    a = p.parse_args(argv)
+    return Settings(full_size=a.full_size, full_alpha=a.full_alpha, full_model=a.full_model, full_data=a.full_data,
+                    full_frames=a.full_frames, full_rounds=a.full_rounds, demo_model=a.demo_model,
+                    demo_data=a.demo_data, demo_frames=a.demo_frames, demo_rounds=a.demo_rounds,
+                    demo_epochs=a.demo_epochs, calib_frames=a.calib_frames,
+                    threads=tuple(int(t) for t in a.threads.split(",")), pooling=not a.no_pooling,
+                    labels_output=not a.no_labels_output, profile=not a.no_profile, autoselect=not a.no_autoselect,
+                    jetson_efficiency=a.jetson_efficiency, fma_units=a.fma_units, work=a.work, out_dir=a.out_dir,
+                    readme=not a.no_readme, reuse=a.reuse)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- 1. prepare (child process) ----------------------------------------------------------------
+
+
+def prepare(settings: Settings, work: str) -> dict:
+    """Models, frames and artifacts; returns paths and facts (JSON-able). Runs in a child process."""
+    import numpy as np
+
+    from bench.artifacts import (
+        calibration_set,
+        convert_all,
+        demo_model,
+        export_variant,
+        full_size_model,
+        load_frames,
+    )
+    from bench.variants import index_memory, with_pooling
+    from segnet_edge.model_io import load_model, read_metadata
+    from segnet_edge.models import count_macs
+
+    work_dir = Path(work)
+    stamp = work_dir / "prepare.json"
+    if settings.reuse and stamp.is_file():
+        _log(f"reusing {stamp}")
+        return json.loads(stamp.read_text())
+    out: dict = {"timings_s": {}}
+
+    def timed(name: str, started: float) -> None:
+        out["timings_s"][name] = time.perf_counter() - started
+        _log(f"{name}: {out['timings_s'][name]:.0f} s")
+
+    # Full-size SegNet.
+    started = time.perf_counter()
+    size = tuple(settings.full_size)
+    full = Path(settings.full_model) if settings.full_model else full_size_model(work_dir, size, settings.full_alpha)
+    meta = read_metadata(full)
+    model = load_model(full)
+    if tuple(model.input_shape[1:3]) != size:
+        raise SystemExit(f"bench: {full} takes {model.input_shape[1:3]}, not --full-size {size}")
+    frames = load_frames(settings.full_data, "val", size, settings.full_frames)
+    np.save(work_dir / "full_frames.npy", frames.inputs)
+    np.save(work_dir / "full_labels.npy", frames.labels)
+    calib = calibration_set(settings.full_data, size, settings.calib_frames)
+    out["full"] = {"model": str(full), "trained": bool(settings.full_model), "macs": count_macs(model),
+                   "index_memory": index_memory(model).to_json(), "num_classes": meta.num_classes,
+                   "ignore_label": meta.ignore_label, "frames_source": frames.source, "size_bytes": full.stat().st_size,
+                   "input_size": list(size), "alpha": meta.alpha, "calib_frames": len(calib)}
+    report = convert_all(full, work_dir / "full_export", calib, _log)
+    out["full"]["artifacts"] = _artifacts(report)
+    timed("convert full-size", started)
+    if settings.pooling:
+        started = time.perf_counter()
+        _log("plain max pooling + nearest upsampling variant")
+        plain = export_variant(with_pooling(model, "plain"), meta, "plain", work_dir / "full_plain", calib, FORMATS,
+                               _log)
+        out["full"]["plain"] = {name: {"path": str(p), "size_bytes": p.stat().st_size} for name, p in plain.items()}
+        timed("convert full-size plain variant", started)
+    if settings.labels_output:
+        started = time.perf_counter()
+        report = convert_all(full, work_dir / "full_labels", calib, _log, formats=("tflite-int8",), output="labels")
+        out["full"]["labels"] = _artifacts(report)
+        timed("convert full-size labels output", started)
+    del model
+
+    # Demo model.
+    started = time.perf_counter()
+    demo, data = demo_model(work_dir, settings.demo_model, settings.demo_data, _log, epochs=settings.demo_epochs)
+    demo_meta = read_metadata(demo)
+    dsize = tuple(demo_meta.input_size)
+    frames = load_frames(data, "test", dsize, settings.demo_frames)
+    np.save(work_dir / "demo_frames.npy", frames.inputs)
+    np.save(work_dir / "demo_labels.npy", frames.labels)
+    calib = calibration_set(data, dsize, settings.demo_calib_frames)
+    out["demo"] = {"model": str(demo), "trained": True, "macs": count_macs(load_model(demo)),
+                   "num_classes": demo_meta.num_classes, "ignore_label": demo_meta.ignore_label,
+                   "frames_source": frames.source, "size_bytes": demo.stat().st_size, "input_size": list(dsize),
+                   "alpha": demo_meta.alpha, "calib_frames": len(calib)}
+    timed("demo model", started)
+    started = time.perf_counter()
+    out["demo"]["artifacts"] = _artifacts(convert_all(demo, work_dir / "demo_export", calib, _log))
+    if settings.labels_output:
+        out["demo"]["labels"] = _artifacts(convert_all(demo, work_dir / "demo_labels", calib, _log,
+                                                       formats=("tflite-int8",), output="labels"))
+    timed("convert demo", started)
+    stamp.write_text(json.dumps(out, indent=2, default=float))
+    return out
+
+
+def _artifacts(report) -> dict:
+    found = {}
+    for a in report.artifacts:
+        if a.file:
+            found[a.format] = {"path": str(Path(report.out_dir) / a.file), "size_bytes": a.size_bytes,
+                               "checks": [c.to_json() for c in a.checks], "unpool_mode": a.unpool_mode}
+        else:
+            found[a.format] = {"skipped": a.skipped}
+    return found
+
+
+# --- 2. rows and timing ------------------------------------------------------------------------
+
+
+def _specs(group: str, facts: dict, settings: Settings):
+    from bench.measure import RowSpec
+
+    specs = []
+    for threads in settings.threads:
+        specs.append(RowSpec(f"{group}/keras/{threads}", group, "Keras (TensorFlow)", "keras", "fp32", threads,
+                             facts["model"]))
+        for name in FORMATS:
+            artifact = facts["artifacts"].get(name, {})
+            if "path" in artifact:
+                specs.append(RowSpec(f"{group}/{name}/{threads}", group, LABELS[name], RUNTIME[name.split("-")[0]],
+                                     name.split("-")[1], threads, artifact["path"]))
+    extra_threads = max(settings.threads)
+    for name, artifact in facts.get("labels", {}).items():
+        if "path" in artifact:
+            specs.append(RowSpec(f"{group}/{name}+labels/{extra_threads}", group, LABELS[name] + ", argmax in model",
+                                 RUNTIME[name.split("-")[0]], name.split("-")[1], extra_threads, artifact["path"]))
+    if group == "full" and "plain" in facts:
+        specs.append(RowSpec(f"{group}/keras-plain/{extra_threads}", group, "Keras, plain pool + upsample", "keras",
+                             "fp32", extra_threads, facts["model"], pooling="plain"))
+        specs.append(RowSpec(f"{group}/keras-tf-argmax/{extra_threads}", group,
+                             "Keras, tf.nn.max_pool_with_argmax + scatter", "keras", "fp32", extra_threads,
+                             facts["model"], pooling="tf-argmax"))
+        for name, artifact in facts["plain"].items():
+            specs.append(RowSpec(f"{group}/{name}-plain/{extra_threads}", group, LABELS[name] + ", plain pool + upsample",
+                                 RUNTIME[name.split("-")[0]], name.split("-")[1], extra_threads, artifact["path"],
+                                 pooling="plain"))
+    return specs
+
+
+def _measure(group: str, facts: dict, settings: Settings, work: Path, rounds: int, warmup: int):
+    import numpy as np
+
+    from bench.measure import WorkerPool
+
+    specs = _specs(group, facts, settings)
+    frames = np.load(work / f"{group}_frames.npy")
+    _log(f"{group}: starting {len(specs)} workers ({len(frames)} frames; {warmup} warm-up + {rounds} timed rounds)")
+    started = time.perf_counter()
+
+    def progress(r: int, seconds: float) -> None:
+        _log(f"{group}: round {r + 1}/{warmup + rounds} ({'warm-up' if r < warmup else 'timed'}) {seconds:.1f} s")
+
+    with WorkerPool(specs, frames, work, _log) as pool:
+        pool.measure(rounds, warmup, progress)
+    _log(f"{group}: measured in {time.perf_counter() - started:.0f} s")
+    return pool.results
+
+
+def _rows(group: str, facts: dict, results: dict, work: Path, peaks: dict[str, float]) -> list[TableRow]:
+    import numpy as np
+
+    from bench.report import agreement, derive, miou
+
+    truth = np.load(work / f"{group}_labels.npy", allow_pickle=True)
+    truth = None if truth.dtype == object else truth
+    sizes = {facts["model"]: facts["size_bytes"]}
+    for key in ("artifacts", "labels", "plain"):
+        for artifact in facts.get(key, {}).values():
+            if "path" in artifact:
+                sizes[artifact["path"]] = artifact["size_bytes"]
+    reference = next((r for k, r in results.items() if r.spec.runtime == "keras" and r.spec.pooling == "argmax"
+                      and r.labels), None)
+    rows = []
+    for result in results.values():
+        spec, stats = result.spec, result.stats() or {}
+        row = TableRow(group, spec.label, spec.runtime, spec.precision, spec.threads, spec.pooling,
+                       stats.get("mean_ms"), stats.get("p90_ms"), stats.get("min_ms"), stats.get("fps"),
+                       stats.get("n", 0), result.peak_rss_mb, sizes.get(spec.path), error=result.error)
+        if reference is not None and spec.pooling == "argmax":
+            row.agreement = agreement(reference.labels, result.labels)
+        if facts.get("trained") and spec.pooling == "argmax":
+            row.miou = miou(result.labels, truth, facts["num_classes"], facts["ignore_label"])
+        rows.append(row)
+    keras_rows = {(r.group, r.threads): r for r in rows if r.runtime == "keras" and r.pooling == "argmax"}
+    derive(rows, keras_rows, {group: facts["macs"]}, peaks)
+    return rows
+
+
+# --- 3. extras ---------------------------------------------------------------------------------
+
+
+def _profiles(facts: dict, threads: int) -> list:
+    from bench.opprofile import ort_profile, tflite_profile
+
+    profiles = []
+    for name in ("tflite-int8", "onnx-int8", "tflite-fp32", "onnx-fp32"):
+        artifact = facts["artifacts"].get(name, {})
+        if "path" not in artifact:
+            continue
+        started = time.perf_counter()
+        run = tflite_profile if name.startswith("tflite") else ort_profile
+        profiles.append(run(artifact["path"], threads, runs=2))
+        _log(f"profile {name}: {time.perf_counter() - started:.0f} s")
+    return profiles
+
+
+def _postprocess_saving(facts: dict, rows: list[TableRow], work: Path, threads: int) -> dict | None:
+    """Postprocess time on the board for the probabilities artifact vs the label-map one (same format)."""
+    import numpy as np
+
+    from segnet_edge.device.artifact_metadata import read_artifact_metadata
+    from segnet_edge.device.backends.base import BackendOptions, load_backend
+    from segnet_edge.device.postprocess import postprocess
+    from segnet_edge.device.preprocess import quantize
+
+    labels = facts.get("labels", {}).get("tflite-int8", {})
+    probs = facts["artifacts"].get("tflite-int8", {})
+    if "path" not in labels or "path" not in probs:
+        return None
+    x = np.load(work / "full_frames.npy")[:1]
+    timings = {}
+    for kind, path in (("probabilities", probs["path"]), ("labels", labels["path"])):
+        meta = read_artifact_metadata(path)
+        with load_backend(path, None, BackendOptions(threads=threads)) as backend:
+            raw = backend.infer(quantize(x, meta.input_quantization))
+        frame_size = tuple(meta.input_size)
+        postprocess(raw, meta, frame_size)
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            postprocess(raw, meta, frame_size)
+            times.append(time.perf_counter() - started)
+        timings[kind] = {"postprocess_ms": 1000 * float(np.median(times)), "output_bytes": int(raw.nbytes),
+                         "output_shape": list(raw.shape), "output_dtype": str(raw.dtype)}
+    inference = {r.label: r.mean_ms for r in rows if r.threads == threads and r.label.startswith("TFLite int8")}
+    timings["probabilities"]["inference_ms"] = inference.get("TFLite int8")
+    timings["labels"]["inference_ms"] = inference.get("TFLite int8, argmax in model")
+    saved = timings["probabilities"]["postprocess_ms"] - timings["labels"]["postprocess_ms"]
+    timings["postprocess_saved_ms"] = saved
+    if timings["probabilities"]["inference_ms"] and timings["labels"]["inference_ms"]:
+        timings["total_saved_ms"] = saved + timings["probabilities"]["inference_ms"] - timings["labels"]["inference_ms"]
+    return timings
+
+
+def _autoselect(facts: dict, threads: int) -> dict | None:
+    from segnet_edge.device.autoselect import choose
+    from segnet_edge.device.backends.base import BackendOptions
+
+    folder = Path(next(a["path"] for a in facts["artifacts"].values() if "path" in a)).parent
+    choice = choose([folder], BackendOptions(threads=threads), log=_log)
+    return {"folder": str(folder), **choice.to_json(), "table": choice.table()}
+
+
+# --- 4. report ---------------------------------------------------------------------------------
+
+
+def _machine(peak) -> dict:
+    from bench.hardware import read_cpu_info
+
+    info = read_cpu_info()
+    return {"cpu": info.model_name, "cores": info.cores, "mhz": info.mhz, "arch": info.arch,
+            "flags": info.to_json()["flags"], "python": platform.python_version(),
+            "host": platform.node(), "peak": peak.to_json(), "versions": _versions()}
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    found = {}
+    for dist in ("tensorflow", "tf-keras", "ai-edge-litert", "onnxruntime", "tf2onnx", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _pooling_rows(rows: list[TableRow], threads: int) -> list[PoolingRow]:
+    def mean(label: str) -> float | None:
+        return next((r.mean_ms for r in rows if r.label == label and r.threads == threads and r.group == "full"), None)
+
+    table = [PoolingRow("Keras (TensorFlow)", mean("Keras (TensorFlow)"), mean("Keras, plain pool + upsample"),
+                        mean("Keras, tf.nn.max_pool_with_argmax + scatter"))]
+    for name in FORMATS:
+        table.append(PoolingRow(LABELS[name], mean(LABELS[name]), mean(LABELS[name] + ", plain pool + upsample"),
+                                note="needs Flex ops: TF 2.21's TFLite interpreter cannot run it"
+                                if name.startswith("tflite") else "no ONNX export without Flex (MaxPoolWithArgmax)"))
+    return table
+
+
+def _goals(rows: list[TableRow], pooling: list[PoolingRow], facts: dict, auto: dict | None,
+           saving: dict | None, threads: int) -> list[Goal]:
+    goals = []
+    full = [r for r in rows if r.group == "full" and r.pooling == "argmax" and r.mean_ms and "argmax in" not in r.label]
+    int8 = [r for r in full if r.precision == "int8" and r.speedup]
+    if int8:
+        best = max(int8, key=lambda r: r.speedup)
+        demo_same = next((r for r in rows if r.group == "demo" and r.label == best.label and r.threads == best.threads),
+                         None)
+        trained = facts["full"].get("trained")
+        acc = best.agreement if trained else (demo_same.agreement if demo_same else None)
+        where = "full-size model" if trained else "same format on the trained demo model (the full-size one has random weights)"
+        met = best.speedup >= GOAL_INT8_SPEEDUP and acc is not None and acc >= GOAL_INT8_AGREEMENT
+        goals.append(Goal(f"fastest int8 artifact ≥ {GOAL_INT8_SPEEDUP:g}× Keras on the full-size SegNet with argmax "
+                          f"agreement ≥ {GOAL_INT8_AGREEMENT:.0%}", met,
+                          f"{best.label} at {best.threads} thread(s): {best.mean_ms:.0f} ms vs Keras, "
+                          f"{best.speedup:.2f}×; agreement {100 * acc:.2f}% on the {where}" if acc is not None else
+                          f"{best.label}: {best.speedup:.2f}×; agreement not measured"))
+    measured = [p for p in pooling if p.overhead is not None]
+    if measured:
+        worst = max(measured, key=lambda p: p.overhead)
+        goals.append(Goal(f"argmax pool + unpool ≤ {GOAL_POOLING_OVERHEAD:.0%} over plain pool + nearest upsample in "
+                          "every runtime", all(p.within_goal for p in measured),
+                          ", ".join(f"{p.runtime} {100 * p.overhead:+.1f}%" for p in measured)
+                          + f" (worst: {worst.runtime})"))
+    keras = next((p for p in pooling if p.vs_tf_argmax is not None), None)
+    if keras is not None:
+        goals.append(Goal("faster than tf.nn.max_pool_with_argmax + scatter in Keras", keras.vs_tf_argmax > 1.0,
+                          f"{keras.argmax_ms:.0f} ms vs {keras.tf_argmax_ms:.0f} ms ({keras.vs_tf_argmax:.2f}×)"))
+    if auto is not None:
+        demo = [r for r in rows if r.group == "demo" and r.threads == threads and r.runtime != "keras"
+                and r.mean_ms and "argmax in" not in r.label]
+        fastest = min(demo, key=lambda r: r.mean_ms) if demo else None
+        chosen = Path(auto["chosen"]["path"]).name
+        detail = f"on the demo artifacts it chose {chosen} ({auto['reason']})"
+        if fastest is not None:
+            detail += f"; this run's fastest demo row at {threads} threads: {fastest.label} ({fastest.mean_ms:.2f} ms)"
+        goals.append(Goal("--backend auto picks the fastest artifact by measuring, and says why", True, detail))
+    if saving is not None:
+        p, q = saving["probabilities"], saving["labels"]
+        detail = (f"device postprocess {p['postprocess_ms']:.2f} ms → {q['postprocess_ms']:.2f} ms per full-size frame "
+                  f"(output {p['output_bytes'] / 1e6:.2f} MB → {q['output_bytes'] / 1e6:.2f} MB)")
+        if "total_saved_ms" in saving:
+            detail += (f"; inference {p['inference_ms']:.0f} → {q['inference_ms']:.0f} ms; "
+                       f"{saving['total_saved_ms']:.1f} ms saved per frame in all")
+        goals.append(Goal("class argmax inside the model (convert --output labels) and the postprocess time it saves",
+                          saving["postprocess_saved_ms"] > 0, detail))
+    return goals
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    began = time.perf_counter()
+    from bench.hardware import JETSON_SOURCES, cpu_peak, jetson_table, read_cpu_info
+
+    peak = cpu_peak(read_cpu_info(), settings.fma_units)
+    _log(f"CPU peak: {peak.assumption}")
+    with tempfile.TemporaryDirectory(prefix="segnet_bench_") as scratch:
+        work = Path(settings.work) if settings.work else Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            facts = pool.submit(prepare, settings, str(work)).result()
+        prepared = time.perf_counter()
+        _log(f"prepared in {prepared - began:.0f} s")
+        peaks = {"fp32": peak.fp32_gflops, "fp16": peak.fp32_gflops, "int8": peak.int8_gops}
+        threads = max(settings.threads)
+        rows: list[TableRow] = []
+        full_results = _measure("full", facts["full"], settings, work, settings.full_rounds, 1)
+        rows += _rows("full", facts["full"], full_results, work, peaks)
+        demo_results = _measure("demo", facts["demo"], settings, work, settings.demo_rounds, 2)
+        rows += _rows("demo", facts["demo"], demo_results, work, peaks)
+        measured = time.perf_counter()
+        profiles = _profiles(facts["full"], threads) if settings.profile else []
+        saving = _postprocess_saving(facts["full"], rows, work, threads) if settings.labels_output else None
+        auto = _autoselect(facts["demo"], threads) if settings.autoselect else None
+        extras = time.perf_counter()
+    pooling = _pooling_rows(rows, threads) if settings.pooling else []
+    results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
+                       threads, {"prepare_s": prepared - began, "measure_s": measured - prepared,
+                                 "extras_s": extras - measured, "total_s": time.perf_counter() - began})
+    _write(results, settings)
+    print(results.to_markdown())
+    _log(f"bench finished in {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, sources, threads,
+             timings) -> Results:
+    from bench.report import index_memory_table, jetson_markdown, main_table, pooling_table
+    from bench.variants import IndexMemory
+
+    machine = _machine(peak)
+    full, demo = facts["full"], facts["demo"]
+    results = Results(machine, {**settings.to_json(), "timings_s": {**facts["timings_s"], **timings}}, rows=rows,
+                      pooling=pooling)
+    h, w = full["input_size"]
+    n_full = next((r.iterations for r in rows if r.group == "full" and r.iterations), 0)
+    n_demo = next((r.iterations for r in rows if r.group == "demo" and r.iterations), 0)
+    results.sections["Machine"] = (
+        f"{machine['cpu']}, {machine['cores']} core(s) at {machine['mhz']:.0f} MHz ({machine['arch']}; "
+        f"{', '.join(machine['flags'])}); Python {machine['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".\n\n"
+        f"Peak (computed): {peak.assumption}. fp16 rows run fp32 arithmetic on this CPU (TFLite dequantizes "
+        "fp16 weights at load), so they are held against the fp32 peak.\n\n"
+        f"Run: batch 1; every row in its own process; interleaved rounds, the order rotated each round. "
+        f"Total {timings['total_s'] / 60:.1f} min (prepare {timings['prepare_s']:.0f} s, timing "
+        f"{timings['measure_s']:.0f} s, profiles and extras {timings['extras_s']:.0f} s).")
+    accuracy_note = (
+        f"Full-size SegNet, {h}×{w}, alpha {full['alpha']:g}, {full['macs'] / 1e9:.1f} GMAC per frame (convolutions, "
+        f"counted from the layers); {'trained weights' if full['trained'] else 'random weights'}; "
+        f"{n_full} timed iterations per row after 1 warm-up, on {full['frames_source']}; int8 calibrated on "
+        f"{full['calib_frames']} frames. × Keras: the Keras row's mean at the same thread count over this row's. ")
+    if not full["trained"]:
+        accuracy_note += ("Agreement here compares random-weight outputs, whose class scores are near ties (fp16 "
+                          "rounding alone flips many pixels): the demo model below is the accuracy evidence.")
+    full_rows = [r for r in rows if r.group == "full" and r.pooling == "argmax"]
+    results.sections[f"Full-size SegNet ({h}×{w})"] = main_table(full_rows, accuracy_note)
+    dh, dw = demo["input_size"]
+    results.sections[f"Demo model ({dh}×{dw}, alpha {demo['alpha']:g})"] = main_table(
+        [r for r in rows if r.group == "demo"],
+        f"Trained on synthetic street scenes; {demo['macs'] / 1e6:.0f} MMAC per frame; {n_demo} timed iterations "
+        f"per row after 2 warm-up; agreement and mIoU on {demo['frames_source']} (held out from training and "
+        f"calibration).")
+    if pooling:
+        from bench.report import markdown_table  # noqa: F401 - keeps the import list in one place
+
+        results.sections["Pooling design (full-size SegNet, same weights, "
+                         f"{threads} threads)"] = (
+            pooling_table(pooling) + "\n\nOurs: space_to_depth + reduce_max + arg_max (innermost axis) pooling, "
+            "unpooling with the per-format mask (TFLite fp32 one_hot × mul, TFLite int8 identity-row gather × mul, "
+            "ONNX select). Plain: max_pool + nearest resize (no indices: not SegNet, the floor). "
+            "`tf.nn.max_pool_with_argmax` + `tf.scatter_nd` is the common Keras SegNet layer pair; converting "
+            "it to TFLite needs Flex ops (MaxPoolWithArgmax), which TF 2.21's TFLite interpreter and the board's "
+            "LiteRT runtime cannot run.\n\n"
+            + index_memory_table(IndexMemory(full["index_memory"]["positions"])))
+    if profiles:
+        results.sections["Where the time goes (full-size, per op type)"] = "\n\n".join(p.to_markdown() for p in profiles)
+        results.extra["profiles"] = [p.to_json() for p in profiles]
+    if saving is not None:
+        results.extra["labels_output"] = saving
+    if auto is not None:
+        results.sections["--backend auto on the demo artifacts"] = (
+            f"`segnet-edge profile {Path(auto['folder']).name}/ --backend auto` measures every artifact it can run "
+            f"and streams the fastest: {auto['reason']}.\n\n{auto['table']}")
+        results.extra["autoselect"] = {k: v for k, v in auto.items() if k != "table"}
+    jetson = jetson_table(full["macs"], settings.jetson_efficiency)
+    results.sections["Jetson Orin, on paper"] = jetson_markdown(jetson, full["macs"], settings.jetson_efficiency,
+                                                                sources)
+    results.extra["jetson"] = {"efficiency": settings.jetson_efficiency, "rows": jetson, "sources": list(sources)}
+    results.extra["facts"] = facts
+    results.goals = _goals(rows, pooling, facts, auto, saving, threads)
+    return results
+
+
+def _write(results: Results, settings: Settings) -> None:
+    from bench.report import update_readme
+
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results.to_json(), indent=2, default=float) + "\n")
+    (out / "results.md").write_text(results.to_markdown())
+    _log(f"wrote {out / 'results.md'} and {out / 'results.json'}")
+    if settings.readme and README.is_file():
+        machine = results.machine
+        block = (f"Latest `make bench` on {machine['cpu']} ({machine['cores']} cores, {machine['mhz']:.0f} MHz, "
+                 f"{machine['peak']['simd']}), {time.strftime('%Y-%m-%d')}; full report in "
+                 "[bench/results.md](bench/results.md).\n\n")
+        for title, text in results.sections.items():
+            if title.startswith(("Full-size", "Pooling design")):
+                block += f"**{title}**\n\n{text}\n\n"
+        block += "**Goals**\n\n" + "\n".join(g.line() for g in results.goals)
+        README.write_text(update_readme(README.read_text(), block))
+        _log(f"updated {README}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
