@@ -57,8 +57,9 @@ class RowResult:
         if not self.latencies_s:
             return None
         values = np.asarray(self.latencies_s) * 1000.0
-        return {"mean_ms": float(values.mean()), "p90_ms": float(np.percentile(values, 90)),
-                "min_ms": float(values.min()), "fps": float(1000.0 / values.mean()), "n": int(values.size)}
+        return {"mean_ms": float(values.mean()), "median_ms": float(np.median(values)),
+                "p90_ms": float(np.percentile(values, 90)), "min_ms": float(values.min()),
+                "fps": float(1000.0 / values.mean()), "n": int(values.size)}
 
 
 # --- the worker process ------------------------------------------------------------------------
@@ -168,8 +169,9 @@ class WorkerPool:
     """One live worker per row; `measure()` runs the interleaved rounds."""
 
     def __init__(self, specs: list[RowSpec], frames: np.ndarray, scratch: Path,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, parallel: int = 3):
         self.specs = list(specs)
+        self.parallel = max(1, parallel)
         self.log = log
         self.frames_path = str(scratch / f"frames_{os.getpid()}_{id(self)}.npy")
         np.save(self.frames_path, np.ascontiguousarray(frames, dtype=np.float32))
@@ -178,12 +180,22 @@ class WorkerPool:
         self._workers: dict[str, tuple] = {}
 
     def __enter__(self) -> WorkerPool:
+        """Start every worker, `parallel` at a time (loading is I/O and one-core work), and wait for each."""
         context = multiprocessing.get_context("spawn")
-        for spec in self.specs:  # load one at a time: loading is measured, and memory peaks one by one
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(spec, self.frames_path, child), daemon=True)
-            process.start()
-            message = parent.recv()
+        pending = list(self.specs)
+        loading: list[tuple] = []
+        while pending or loading:
+            while pending and len(loading) < self.parallel:
+                spec = pending.pop(0)
+                parent, child = context.Pipe()
+                process = context.Process(target=_worker, args=(spec, self.frames_path, child), daemon=True)
+                process.start()
+                loading.append((spec, process, parent))
+            spec, process, parent = loading.pop(0)
+            try:
+                message = parent.recv()
+            except EOFError:
+                message = ("error", f"worker died while loading (exit code {process.exitcode})", "")
             result = self.results[spec.key]
             if message[0] == "ready":
                 result.load_s, result.runtime_description = message[1], message[2]
@@ -195,10 +207,18 @@ class WorkerPool:
                 process.join(timeout=10)
         return self
 
-    def measure(self, rounds: int, warmup: int = 1, progress: Callable[[int, float], None] | None = None) -> None:
-        """`warmup` untimed rounds, then `rounds` timed ones; labels for every frame along the way."""
+    def measure(self, rounds: int | Callable[[float], int], warmup: int = 1,
+                progress: Callable[[int, float], None] | None = None) -> None:
+        """`warmup` untimed rounds, then `rounds` timed ones; labels for every frame along the way.
+
+        `rounds` may be a function of the last warm-up round's seconds: a time budget decides how
+        many rounds fit (at least one)."""
         live = [spec for spec in self.specs if spec.key in self._workers]
-        for r in range(warmup + rounds):
+        if not isinstance(rounds, int):
+            warmup = max(1, warmup)  # the budget is judged on a warm-up round's time
+        total = warmup + rounds if isinstance(rounds, int) else None
+        r = 0
+        while total is None or r < total:
             started = time.perf_counter()
             index = r % self.frame_count
             want_labels = r < self.frame_count
@@ -215,10 +235,14 @@ class WorkerPool:
                     result.labels[index] = labels
                 if r >= warmup:
                     result.latencies_s.append(seconds)
-            # Rounds beyond the frame count still need every frame's labels once.
+            seconds = time.perf_counter() - started
+            if total is None and r == warmup - 1:
+                total = warmup + max(1, int(rounds(seconds)))
             if progress is not None:
-                progress(r, time.perf_counter() - started)
-        missing = [i for i in range(self.frame_count) if i >= warmup + rounds]
+                progress(r, seconds, total)
+            r += 1
+        # Frames beyond the rounds run still need their labels once.
+        missing = [i for i in range(self.frame_count) if i >= (total or 0)]
         for index in missing:
             for spec in live:
                 reply = self._ask(spec, ("run", index, True)) if spec.key in self._workers else None

@@ -32,6 +32,7 @@ class TableRow:
     threads: int
     pooling: str
     mean_ms: float | None
+    median_ms: float | None  # what the ratios use: robust to the spikes other processes cause
     p90_ms: float | None
     min_ms: float | None
     fps: float | None
@@ -40,7 +41,7 @@ class TableRow:
     size_bytes: int | None
     agreement: float | None = None  # argmax agreement with the Keras row, over the run's frames
     miou: float | None = None
-    speedup: float | None = None  # Keras mean / this mean (same group and threads)
+    speedup: float | None = None  # Keras median / this median (same group and threads)
     rss_ratio: float | None = None  # this peak RSS / Keras'
     size_ratio: float | None = None  # this file / the Keras .h5
     gops: float | None = None
@@ -79,17 +80,17 @@ def derive(rows: list[TableRow], keras_rows: dict[tuple[str, int], TableRow], ma
     from bench.hardware import achieved_gops
 
     for row in rows:
-        if row.mean_ms is None:
+        if row.median_ms is None:
             continue
         keras = keras_rows.get((row.group, row.threads))
-        if keras is not None and keras.mean_ms:
-            row.speedup = keras.mean_ms / row.mean_ms
+        if keras is not None and keras.median_ms:
+            row.speedup = keras.median_ms / row.median_ms
             if keras.peak_rss_mb and row.peak_rss_mb:
                 row.rss_ratio = row.peak_rss_mb / keras.peak_rss_mb
             if keras.size_bytes and row.size_bytes:
                 row.size_ratio = row.size_bytes / keras.size_bytes
         if row.group in macs:
-            row.gops = achieved_gops(macs[row.group], row.mean_ms / 1000.0)
+            row.gops = achieved_gops(macs[row.group], row.median_ms / 1000.0)
             peak = peaks.get(row.precision)
             row.peak_share = row.gops / peak if peak else None
 
@@ -114,14 +115,15 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str | None 
 
 
 def main_table(rows: list[TableRow], accuracy_note: str = "") -> str:
-    headers = ["runtime", "threads", "mean ms", "p90 ms", "FPS", "× Keras", "peak RSS MB", "RSS / Keras",
+    headers = ["runtime", "threads", "mean ms", "median ms", "p90 ms", "FPS", "× Keras", "peak RSS MB", "RSS / Keras",
                "file MB", "size / Keras", "agreement", "mIoU", "GOP/s", "% of peak"]
     body = []
     for r in rows:
         if r.error:
             body.append([r.label, str(r.threads), "failed: " + r.error[:60]] + [""] * (len(headers) - 3))
             continue
-        body.append([r.label, str(r.threads), _f(r.mean_ms, ".1f"), _f(r.p90_ms, ".1f"), _f(r.fps, ".2f"),
+        body.append([r.label, str(r.threads), _f(r.mean_ms, ".1f"), _f(r.median_ms, ".1f"), _f(r.p90_ms, ".1f"),
+                     _f(r.fps, ".2f"),
                      _f(r.speedup, ".2f") + ("×" if r.speedup else ""), _f(r.peak_rss_mb, ".0f"),
                      _f(r.rss_ratio, ".2f"), _f(None if r.size_bytes is None else r.size_bytes / 1e6, ".1f"),
                      _f(r.size_ratio, ".2f"), _pct(r.agreement, 2), _pct(r.miou, 1), _f(r.gops, ".0f"),

@@ -48,6 +48,9 @@ from bench.report import (  # noqa: E402
 )
 
 OUT_DIR = REPO / "bench"
+#: Full-size timed rounds when the budget decides, and the seconds kept for what follows them
+#: (demo rows ~1 min, per-op profiles ~1.5 min, the rest a few seconds).
+MIN_FULL_ROUNDS, MAX_FULL_ROUNDS, RESERVE_S = 3, 8, 200
 README = REPO / "README.md"
 
 
@@ -58,7 +61,7 @@ class Settings:
     full_model: str | None = None  # a trained segnet-edge model; default: random weights
     full_data: str = str(CAMVID_SAMPLE)  # calibration (train split) and timing frames (val split)
     full_frames: int = 4
-    full_rounds: int = 4
+    full_rounds: int | None = None  # None: as many as the time budget allows, between 3 and 8
     demo_model: str | None = None
     demo_data: str | None = None
     demo_frames: int = 16
@@ -77,6 +80,7 @@ class Settings:
     out_dir: str = str(OUT_DIR)
     readme: bool = True
     reuse: bool = False  # reuse --work's prepared models and artifacts (prepare.json) instead of rebuilding
+    budget_min: float = 18.0  # `make bench` must finish within 20 minutes: full-size rounds fill what is left
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,7 +99,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--full-model", help="trained full-size model (default: random weights)")
     p.add_argument("--full-data", default=d.full_data, help="labelled dataset: train split calibrates, val split times")
     p.add_argument("--full-frames", type=int, default=d.full_frames)
-    p.add_argument("--full-rounds", type=int, default=d.full_rounds, help="timed rounds per full-size row")
+    p.add_argument("--full-rounds", type=int, default=d.full_rounds,
+                   help="timed rounds per full-size row (default: what --budget-min leaves, 3 to 8)")
+    p.add_argument("--budget-min", type=float, default=d.budget_min, help="whole-run time budget in minutes")
     p.add_argument("--demo-model", help="demo model (default: demo_out's, else train one here)")
     p.add_argument("--demo-data", help="dataset with a test split for the demo model")
     p.add_argument("--demo-frames", type=int, default=d.demo_frames)
@@ -122,7 +128,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                     threads=tuple(int(t) for t in a.threads.split(",")), pooling=not a.no_pooling,
                     labels_output=not a.no_labels_output, profile=not a.no_profile, autoselect=not a.no_autoselect,
                     jetson_efficiency=a.jetson_efficiency, fma_units=a.fma_units, work=a.work, out_dir=a.out_dir,
-                    readme=not a.no_readme, reuse=a.reuse)
+                    readme=not a.no_readme, reuse=a.reuse, budget_min=a.budget_min)
 
 
 def _log(message: str) -> None:
@@ -133,31 +139,42 @@ def _log(message: str) -> None:
 
 
 def prepare(settings: Settings, work: str) -> dict:
-    """Models, frames and artifacts; returns paths and facts (JSON-able). Runs in a child process."""
+    """Models, frames and artifacts; returns paths and facts (JSON-able). Runs in a child process.
+
+    With --reuse, the parts a previous run left in --work (prepare_full.json, prepare_demo.json) are
+    reused; delete one to rebuild that part."""
+    work_dir = Path(work)
+    out: dict = {"timings_s": {}}
+    full_stamp, demo_stamp = work_dir / "prepare_full.json", work_dir / "prepare_demo.json"
+    if settings.reuse and full_stamp.is_file() and demo_stamp.is_file():
+        _log(f"reusing {full_stamp} and {demo_stamp}")
+        return {"timings_s": {}, "full": json.loads(full_stamp.read_text()), "demo": json.loads(demo_stamp.read_text())}
+    if settings.reuse and full_stamp.is_file():
+        _log(f"reusing {full_stamp}")
+        out["full"] = json.loads(full_stamp.read_text())
+    else:
+        _prepare_full(settings, work_dir, out)
+        full_stamp.write_text(json.dumps(out["full"], indent=2, default=float))
+    _prepare_demo(settings, work_dir, out)
+    demo_stamp.write_text(json.dumps(out["demo"], indent=2, default=float))
+    return out
+
+
+def _timed(out: dict, name: str, started: float) -> None:
+    out["timings_s"][name] = time.perf_counter() - started
+    _log(f"{name}: {out['timings_s'][name]:.0f} s")
+
+
+def _prepare_full(settings: Settings, work_dir: Path, out: dict) -> None:
     import numpy as np
 
-    from bench.artifacts import (
-        calibration_set,
-        convert_all,
-        demo_model,
-        export_variant,
-        full_size_model,
-        load_frames,
-    )
+    from bench.artifacts import calibration_set, convert_all, export_variant, full_size_model, load_frames
     from bench.variants import index_memory, with_pooling
     from segnet_edge.model_io import load_model, read_metadata
     from segnet_edge.models import count_macs
 
-    work_dir = Path(work)
-    stamp = work_dir / "prepare.json"
-    if settings.reuse and stamp.is_file():
-        _log(f"reusing {stamp}")
-        return json.loads(stamp.read_text())
-    out: dict = {"timings_s": {}}
-
     def timed(name: str, started: float) -> None:
-        out["timings_s"][name] = time.perf_counter() - started
-        _log(f"{name}: {out['timings_s'][name]:.0f} s")
+        _timed(out, name, started)
 
     # Full-size SegNet.
     started = time.perf_counter()
@@ -190,9 +207,18 @@ def prepare(settings: Settings, work: str) -> dict:
         report = convert_all(full, work_dir / "full_labels", calib, _log, formats=("tflite-int8",), output="labels")
         out["full"]["labels"] = _artifacts(report)
         timed("convert full-size labels output", started)
-    del model
 
-    # Demo model.
+
+def _prepare_demo(settings: Settings, work_dir: Path, out: dict) -> None:
+    import numpy as np
+
+    from bench.artifacts import calibration_set, convert_all, demo_model, load_frames
+    from segnet_edge.model_io import load_model, read_metadata
+    from segnet_edge.models import count_macs
+
+    def timed(name: str, started: float) -> None:
+        _timed(out, name, started)
+
     started = time.perf_counter()
     demo, data = demo_model(work_dir, settings.demo_model, settings.demo_data, _log, epochs=settings.demo_epochs)
     demo_meta = read_metadata(demo)
@@ -212,8 +238,6 @@ def prepare(settings: Settings, work: str) -> dict:
         out["demo"]["labels"] = _artifacts(convert_all(demo, work_dir / "demo_labels", calib, _log,
                                                        formats=("tflite-int8",), output="labels"))
     timed("convert demo", started)
-    stamp.write_text(json.dumps(out, indent=2, default=float))
-    return out
 
 
 def _artifacts(report) -> dict:
@@ -260,18 +284,19 @@ def _specs(group: str, facts: dict, settings: Settings):
     return specs
 
 
-def _measure(group: str, facts: dict, settings: Settings, work: Path, rounds: int, warmup: int):
+def _measure(group: str, facts: dict, settings: Settings, work: Path, rounds, warmup: int):
     import numpy as np
 
     from bench.measure import WorkerPool
 
     specs = _specs(group, facts, settings)
     frames = np.load(work / f"{group}_frames.npy")
-    _log(f"{group}: starting {len(specs)} workers ({len(frames)} frames; {warmup} warm-up + {rounds} timed rounds)")
+    planned = rounds if isinstance(rounds, int) else "budgeted"
+    _log(f"{group}: starting {len(specs)} workers ({len(frames)} frames; {warmup} warm-up + {planned} timed rounds)")
     started = time.perf_counter()
 
-    def progress(r: int, seconds: float) -> None:
-        _log(f"{group}: round {r + 1}/{warmup + rounds} ({'warm-up' if r < warmup else 'timed'}) {seconds:.1f} s")
+    def progress(r: int, seconds: float, total: int | None) -> None:
+        _log(f"{group}: round {r + 1}/{total or '?'} ({'warm-up' if r < warmup else 'timed'}) {seconds:.1f} s")
 
     with WorkerPool(specs, frames, work, _log) as pool:
         pool.measure(rounds, warmup, progress)
@@ -297,7 +322,8 @@ def _rows(group: str, facts: dict, results: dict, work: Path, peaks: dict[str, f
     for result in results.values():
         spec, stats = result.spec, result.stats() or {}
         row = TableRow(group, spec.label, spec.runtime, spec.precision, spec.threads, spec.pooling,
-                       stats.get("mean_ms"), stats.get("p90_ms"), stats.get("min_ms"), stats.get("fps"),
+                       stats.get("mean_ms"), stats.get("median_ms"), stats.get("p90_ms"), stats.get("min_ms"),
+                       stats.get("fps"),
                        stats.get("n", 0), result.peak_rss_mb, sizes.get(spec.path), error=result.error)
         if reference is not None and spec.pooling == "argmax":
             row.agreement = agreement(reference.labels, result.labels)
@@ -355,7 +381,8 @@ def _postprocess_saving(facts: dict, rows: list[TableRow], work: Path, threads: 
             times.append(time.perf_counter() - started)
         timings[kind] = {"postprocess_ms": 1000 * float(np.median(times)), "output_bytes": int(raw.nbytes),
                          "output_shape": list(raw.shape), "output_dtype": str(raw.dtype)}
-    inference = {r.label: r.mean_ms for r in rows if r.threads == threads and r.label.startswith("TFLite int8")}
+    inference = {r.label: r.median_ms for r in rows
+                 if r.threads == threads and r.group == "full" and r.label.startswith("TFLite int8")}
     timings["probabilities"]["inference_ms"] = inference.get("TFLite int8")
     timings["labels"]["inference_ms"] = inference.get("TFLite int8, argmax in model")
     saved = timings["probabilities"]["postprocess_ms"] - timings["labels"]["postprocess_ms"]
@@ -399,8 +426,9 @@ def _versions() -> dict:
 
 
 def _pooling_rows(rows: list[TableRow], threads: int) -> list[PoolingRow]:
-    def mean(label: str) -> float | None:
-        return next((r.mean_ms for r in rows if r.label == label and r.threads == threads and r.group == "full"), None)
+    def mean(label: str) -> float | None:  # the median, as every ratio in the run
+        return next((r.median_ms for r in rows if r.label == label and r.threads == threads and r.group == "full"),
+                    None)
 
     table = [PoolingRow("Keras (TensorFlow)", mean("Keras (TensorFlow)"), mean("Keras, plain pool + upsample"),
                         mean("Keras, tf.nn.max_pool_with_argmax + scatter"))]
@@ -426,7 +454,7 @@ def _goals(rows: list[TableRow], pooling: list[PoolingRow], facts: dict, auto: d
         met = best.speedup >= GOAL_INT8_SPEEDUP and acc is not None and acc >= GOAL_INT8_AGREEMENT
         goals.append(Goal(f"fastest int8 artifact ≥ {GOAL_INT8_SPEEDUP:g}× Keras on the full-size SegNet with argmax "
                           f"agreement ≥ {GOAL_INT8_AGREEMENT:.0%}", met,
-                          f"{best.label} at {best.threads} thread(s): {best.mean_ms:.0f} ms vs Keras, "
+                          f"{best.label} at {best.threads} thread(s): {best.median_ms:.0f} ms (median), "
                           f"{best.speedup:.2f}×; agreement {100 * acc:.2f}% on the {where}" if acc is not None else
                           f"{best.label}: {best.speedup:.2f}×; agreement not measured"))
     measured = [p for p in pooling if p.overhead is not None]
@@ -443,11 +471,12 @@ def _goals(rows: list[TableRow], pooling: list[PoolingRow], facts: dict, auto: d
     if auto is not None:
         demo = [r for r in rows if r.group == "demo" and r.threads == threads and r.runtime != "keras"
                 and r.mean_ms and "argmax in" not in r.label]
-        fastest = min(demo, key=lambda r: r.mean_ms) if demo else None
+        fastest = min(demo, key=lambda r: r.median_ms) if demo else None
         chosen = Path(auto["chosen"]["path"]).name
         detail = f"on the demo artifacts it chose {chosen} ({auto['reason']})"
         if fastest is not None:
-            detail += f"; this run's fastest demo row at {threads} threads: {fastest.label} ({fastest.mean_ms:.2f} ms)"
+            detail += (f"; this run's fastest demo row at {threads} threads: {fastest.label} "
+                       f"({fastest.median_ms:.2f} ms median)")
         goals.append(Goal("--backend auto picks the fastest artifact by measuring, and says why", True, detail))
     if saving is not None:
         p, q = saving["probabilities"], saving["labels"]
@@ -478,7 +507,17 @@ def main(argv: list[str] | None = None) -> int:
         peaks = {"fp32": peak.fp32_gflops, "fp16": peak.fp32_gflops, "int8": peak.int8_gops}
         threads = max(settings.threads)
         rows: list[TableRow] = []
-        full_results = _measure("full", facts["full"], settings, work, settings.full_rounds, 1)
+        deadline = began + 60 * settings.budget_min - RESERVE_S
+
+        def budgeted(round_s: float) -> int:
+            fit = int((deadline - time.perf_counter()) / max(round_s, 1e-3))
+            rounds = min(MAX_FULL_ROUNDS, max(MIN_FULL_ROUNDS, fit))
+            _log(f"full: a round takes {round_s:.0f} s; {rounds} timed rounds fit the {settings.budget_min:g}-min "
+                 f"budget" + ("" if fit >= MIN_FULL_ROUNDS else f" (only {fit} would: running the minimum)"))
+            return rounds
+
+        full_rounds = settings.full_rounds if settings.full_rounds else budgeted
+        full_results = _measure("full", facts["full"], settings, work, full_rounds, 1)
         rows += _rows("full", facts["full"], full_results, work, peaks)
         demo_results = _measure("demo", facts["demo"], settings, work, settings.demo_rounds, 2)
         rows += _rows("demo", facts["demo"], demo_results, work, peaks)
@@ -522,7 +561,8 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
         f"Full-size SegNet, {h}×{w}, alpha {full['alpha']:g}, {full['macs'] / 1e9:.1f} GMAC per frame (convolutions, "
         f"counted from the layers); {'trained weights' if full['trained'] else 'random weights'}; "
         f"{n_full} timed iterations per row after 1 warm-up, on {full['frames_source']}; int8 calibrated on "
-        f"{full['calib_frames']} frames. × Keras: the Keras row's mean at the same thread count over this row's. ")
+        f"{full['calib_frames']} frames. × Keras, GOP/s and every other ratio use medians (robust to the spikes other "
+        "processes on this shared machine cause): the Keras row's median at the same thread count over this row's. ")
     if not full["trained"]:
         accuracy_note += ("Agreement here compares random-weight outputs, whose class scores are near ties (fp16 "
                           "rounding alone flips many pixels): the demo model below is the accuracy evidence.")
@@ -539,9 +579,10 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
 
         results.sections["Pooling design (full-size SegNet, same weights, "
                          f"{threads} threads)"] = (
-            pooling_table(pooling) + "\n\nOurs: space_to_depth + reduce_max + arg_max (innermost axis) pooling, "
+            pooling_table(pooling) + "\n\nMedians of the same interleaved rounds. Ours: max_pool for the values, "
+            "space_to_depth + arg_max over the innermost axis for the 2-bit window index; "
             "unpooling with the per-format mask (TFLite fp32 one_hot × mul, TFLite int8 identity-row gather × mul, "
-            "ONNX select). Plain: max_pool + nearest resize (no indices: not SegNet, the floor). "
+            "ONNX select) and depth_to_space. Plain: max_pool + nearest resize (no indices: not SegNet, the floor). "
             "`tf.nn.max_pool_with_argmax` + `tf.scatter_nd` is the common Keras SegNet layer pair; converting "
             "it to TFLite needs Flex ops (MaxPoolWithArgmax), which TF 2.21's TFLite interpreter and the board's "
             "LiteRT runtime cannot run.\n\n"

@@ -64,7 +64,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             mask = tf.one_hot(indices, 4, axis=1, dtype=blocks.dtype)
             pooled = tf.reduce_sum(blocks * mask, axis=1)
         else:
-            pooled = tf.reduce_max(blocks, axis=1)
+            # The same maxima from the runtimes' own pooling kernel: XNNPACK's MAX_POOL_2D, ONNX
+            # MaxPool (native NCHW and int8 in ONNX Runtime, where REDUCE_MAX runs in float between
+            # a dequantize and a quantize), oneDNN's pooling in TensorFlow.
+            pooled = tf.nn.max_pool2d(x, 2, 2, "VALID")
         pooled = tf.reshape(pooled, [-1, out_h, out_w, channels])
         indices = tf.reshape(indices, [-1, out_h, out_w, channels])
         return [pooled, indices]
@@ -106,13 +109,17 @@ class MaxUnpooling2D(keras.layers.Layer):
         if height is None or width is None or channels is None:
             raise ValueError(f"{self.name}: needs a static input size (got {values.shape})")
         flat_values = tf.reshape(values, [-1, 1, channels])
-        flat_indices = tf.reshape(tf.cast(indices, tf.int32), [-1, 1, channels])
+        indices = tf.cast(indices, tf.int32)
+        flat_indices = tf.reshape(indices, [-1, 1, channels])
+        # (N, C) by reshape, not flat_indices[:, 0, :]: TFLite runs an int32 STRIDED_SLICE as a slow
+        # reference kernel (XNNPACK takes float and int8 only), a reshape costs nothing.
+        pairs = tf.reshape(indices, [-1, channels])
         if self.mode == "onehot":
-            mask = tf.one_hot(flat_indices[:, 0, :], 4, axis=1, dtype=values.dtype)
+            mask = tf.one_hot(pairs, 4, axis=1, dtype=values.dtype)
             blocks = flat_values * mask
         elif self.mode == "gather":
             # (N, C) indices pick rows of eye(4): (N, C, 4) -> (N, 4, C), window position major.
-            mask = tf.transpose(tf.gather(tf.eye(4, dtype=values.dtype), flat_indices[:, 0, :]), [0, 2, 1])
+            mask = tf.transpose(tf.gather(tf.eye(4, dtype=values.dtype), pairs), [0, 2, 1])
             blocks = flat_values * mask
         else:
             positions = tf.constant([0, 1, 2, 3], dtype=tf.int32, shape=[1, 4, 1])

@@ -19,7 +19,7 @@ OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "poly")
 PRESERVE_SPARSITY = ("auto", "on", "off")
 #: segnet_edge.layers.UNPOOL_MODES without importing TensorFlow (a test keeps the two equal).
-UNPOOL_MODES = ("onehot", "select")
+UNPOOL_MODES = ("onehot", "select", "gather")
 _PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
 

@@ -43,9 +43,10 @@ def test_damaged_keras_models_and_calibration_sets_are_refused_in_one_line(rel_m
     record(tally, "fuzz models and calibration sets")
 
 
-def test_the_child_probe_turns_a_segfault_and_a_hang_into_one_line(artifacts):
+def test_the_child_probe_turns_a_segfault_and_a_hang_into_one_line(artifacts, tmp_path):
     """A real SIGSEGV in a real child process (ctypes reads address 0): the caller gets one line and lives."""
-    model = artifacts / "model_int8.tflite"
+    model = tmp_path / "model_int8.tflite"  # a fresh path: a clean probe of the shared file is remembered
+    model.write_bytes((artifacts / "model_int8.tflite").read_bytes())
     with pytest.raises(ModelFileError) as crash:
         probe_in_child(model, "litert", "import ctypes; ctypes.string_at(0)", [])
     assert "SIGSEGV" in str(crash.value) and "\n" not in str(crash.value) and str(model) in str(crash.value)
