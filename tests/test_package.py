@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 from segnet_edge.cli import COMMANDS
 from tests.conftest import REPO, run_cli
