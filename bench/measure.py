@@ -48,6 +48,7 @@ class RowResult:
     spec: RowSpec
     latencies_s: list[float] = field(default_factory=list)
     labels: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> (H, W) uint8
+    margins: dict[int, np.ndarray] = field(default_factory=dict)  # Keras rows: top-1 minus top-2 probability
     peak_rss_mb: float | None = None
     load_s: float | None = None
     runtime_description: str = ""
@@ -136,6 +137,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def top2_margin(out: np.ndarray) -> np.ndarray:
+    """(1, H, W, C) probabilities -> (H, W) float16 top-1 minus top-2: how near a tie each pixel is."""
+    top = np.partition(np.asarray(out, np.float32)[0], -2, axis=-1)
+    return (top[..., -1] - top[..., -2]).astype(np.float16)
+
+
 def _worker(spec: RowSpec, frames_path: str, conn) -> None:
     """Load, report ready, then serve ('run', frame, want_labels) / ('stats',) / ('stop',)."""
     _set_threads(spec.threads)
@@ -154,7 +161,9 @@ def _worker(spec: RowSpec, frames_path: str, conn) -> None:
         if message[0] == "run":
             _, index, want_labels = message
             seconds, out = runner.infer(inputs[index])
-            conn.send((seconds, to_labels(out) if want_labels else None))
+            labels = to_labels(out) if want_labels else None
+            margin = top2_margin(out) if want_labels and spec.runtime == "keras" and out.ndim == 4 else None
+            conn.send((seconds, labels if margin is None else (labels, margin)))
         elif message[0] == "stats":
             conn.send(peak_rss_mb())
         else:
@@ -231,6 +240,8 @@ class WorkerPool:
                     continue
                 seconds, labels = reply
                 result = self.results[spec.key]
+                if isinstance(labels, tuple):
+                    labels, result.margins[index] = labels
                 if labels is not None:
                     result.labels[index] = labels
                 if r >= warmup:
@@ -247,7 +258,10 @@ class WorkerPool:
             for spec in live:
                 reply = self._ask(spec, ("run", index, True)) if spec.key in self._workers else None
                 if reply is not None:
-                    self.results[spec.key].labels[index] = reply[1]
+                    labels = reply[1]
+                    if isinstance(labels, tuple):
+                        labels, self.results[spec.key].margins[index] = labels
+                    self.results[spec.key].labels[index] = labels
 
     def _ask(self, spec: RowSpec, message: tuple):
         """Send one command; a worker that died (e.g. killed for memory) loses its row, not the run."""

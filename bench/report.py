@@ -40,6 +40,7 @@ class TableRow:
     peak_rss_mb: float | None
     size_bytes: int | None
     agreement: float | None = None  # argmax agreement with the Keras row, over the run's frames
+    confident_agreement: float | None = None  # the same, on pixels Keras does not call near a tie
     miou: float | None = None
     speedup: float | None = None  # Keras median / this median (same group and threads)
     rss_ratio: float | None = None  # this peak RSS / Keras'
@@ -52,14 +53,31 @@ class TableRow:
         return asdict(self)
 
 
-def agreement(reference: dict[int, np.ndarray], labels: dict[int, np.ndarray]) -> float | None:
-    """Fraction of pixels with the same class, over the frames both have."""
-    common = sorted(set(reference) & set(labels))
+#: A pixel whose top-1 and top-2 Keras probabilities differ by less than this is a near tie: any
+#: rounding (fp16 weights, int8 activations) may flip it without the model being worse.
+CONFIDENT_MARGIN = 0.1
+
+
+def agreement(reference: dict[int, np.ndarray], labels: dict[int, np.ndarray],
+              margins: dict[int, np.ndarray] | None = None, min_margin: float = 0.0) -> float | None:
+    """Fraction of pixels with the same class, over the frames both have (with `margins`: only the
+    pixels whose reference top-1/top-2 margin is at least `min_margin`)."""
+    common = sorted(set(reference) & set(labels) & (set(margins) if margins is not None else set(labels)))
     if not common:
         return None
-    same = sum(int(np.count_nonzero(reference[i] == labels[i])) for i in common)
-    total = sum(int(reference[i].size) for i in common)
-    return same / total
+    same = total = 0
+    for i in common:
+        keep = np.ones(reference[i].shape, bool) if margins is None else margins[i] >= min_margin
+        same += int(np.count_nonzero((reference[i] == labels[i]) & keep))
+        total += int(np.count_nonzero(keep))
+    return same / total if total else None
+
+
+def confident_share(margins: dict[int, np.ndarray], min_margin: float = CONFIDENT_MARGIN) -> float | None:
+    """Share of the reference's pixels that are not near ties."""
+    if not margins:
+        return None
+    return float(np.mean(np.concatenate([m.ravel() >= min_margin for m in margins.values()])))
 
 
 def miou(labels: dict[int, np.ndarray], truth: np.ndarray | None, num_classes: int,
@@ -116,7 +134,8 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str | None 
 
 def main_table(rows: list[TableRow], accuracy_note: str = "") -> str:
     headers = ["runtime", "threads", "mean ms", "median ms", "p90 ms", "FPS", "× Keras", "peak RSS MB", "RSS / Keras",
-               "file MB", "size / Keras", "agreement", "mIoU", "GOP/s", "% of peak"]
+               "file MB", "size / Keras", "agreement", f"agreement, margin ≥ {CONFIDENT_MARGIN:g}", "mIoU", "GOP/s",
+               "% of peak"]
     body = []
     for r in rows:
         if r.error:
@@ -126,7 +145,8 @@ def main_table(rows: list[TableRow], accuracy_note: str = "") -> str:
                      _f(r.fps, ".2f"),
                      _f(r.speedup, ".2f") + ("×" if r.speedup else ""), _f(r.peak_rss_mb, ".0f"),
                      _f(r.rss_ratio, ".2f"), _f(None if r.size_bytes is None else r.size_bytes / 1e6, ".1f"),
-                     _f(r.size_ratio, ".2f"), _pct(r.agreement, 2), _pct(r.miou, 1), _f(r.gops, ".0f"),
+                     _f(r.size_ratio, ".2f"), _pct(r.agreement, 2), _pct(r.confident_agreement, 2), _pct(r.miou, 1),
+                     _f(r.gops, ".0f"),
                      _pct(r.peak_share, 0)])
     text = markdown_table(headers, body, "lr" + "r" * (len(headers) - 2))
     return text + (f"\n\n{accuracy_note}" if accuracy_note else "")

@@ -16,6 +16,7 @@ from bench.report import (  # noqa: E402
     PoolingRow,
     TableRow,
     agreement,
+    confident_share,
     derive,
     index_memory_table,
     main_table,
@@ -67,6 +68,9 @@ def test_agreement_and_miou_over_the_frames_both_have():
     other = {0: np.array([[0, 0], [0, 1]], np.uint8), 1: np.ones((2, 2), np.uint8), 5: np.zeros((2, 2), np.uint8)}
     assert agreement(ref, other) == pytest.approx(7 / 8)
     assert agreement(ref, {}) is None
+    margins = {0: np.array([[0.5, 0.5], [0.5, 0.01]], np.float16), 1: np.full((2, 2), 0.5, np.float16)}
+    assert agreement(ref, other, margins, 0.1) == pytest.approx(1.0)  # the one flip was a near tie
+    assert confident_share(margins, 0.1) == pytest.approx(7 / 8)
     truth = np.stack([np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8)])
     assert miou(ref, truth, num_classes=2, ignore_label=None) == pytest.approx(1.0)
     assert miou(ref, None, 2, None) is None
