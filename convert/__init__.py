@@ -11,6 +11,7 @@ Order of work, so that bad input costs nothing and leaves nothing behind:
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -27,7 +28,14 @@ from segnet_edge.calibration.representative import (
 )
 from segnet_edge.convert.context import Check, ConversionError, ExportContext, ExportResult
 from segnet_edge.convert.options import ConvertOptions, Targets
-from segnet_edge.convert.parity import Parity, compare, parity_frames, run_artifact, target_checks
+from segnet_edge.convert.parity import (
+    Parity,
+    compare,
+    parity_frames,
+    run_artifact,
+    sensitivity,
+    target_checks,
+)
 from segnet_edge.convert.registry import FORMATS, GROUPS, ExportFormat, resolve_formats
 from segnet_edge.convert.report import ArtifactReport, ConvertReport
 from segnet_edge.device.errors import UsageError
@@ -104,7 +112,8 @@ def convert_model(
 
     # 2. Stage every artifact.
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=out.parent))
     try:
         staged: list[Path] = []
         if recipe is not None:
@@ -121,9 +130,12 @@ def convert_model(
 
         ctx = ExportContext(model_path, metadata, options, staging, calibration, qat, load_keras, log)
         frames = parity_frames(metadata, calibration, eval_data, options.eval_split, options.parity_frames)
-        reference = None
+        reference = noise_floor = None
         if frames is not None:
-            reference = ctx.keras_model().predict(frames.inputs, batch_size=1, verbose=0)
+            keras_model = ctx.keras_model()
+            reference = keras_model.predict(frames.inputs, batch_size=1, verbose=0)
+            noise_floor = sensitivity(lambda x: keras_model.predict(x, batch_size=1, verbose=0), frames.inputs,
+                                      reference, metadata, options.seed)
         artifacts: list[ArtifactReport] = []
         for fmt in chosen:
             report = _export_one(ctx, fmt, uncalibrated, frames, reference, artifacts, log)
@@ -135,6 +147,7 @@ def convert_model(
             model=str(model_path), out_dir=str(out), options=options, metadata=metadata, qat=qat,
             calibration=None if calibration is None else calibration.to_json(),
             parity_frames=None if frames is None else frames.to_json(), artifacts=artifacts,
+            sensitivity=noise_floor,
         )
         report.seconds = time.perf_counter() - start
         from segnet_edge.atomic import write_text_atomic
@@ -150,6 +163,28 @@ def convert_model(
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Staging folders of earlier runs on OUT whose process is gone (killed: SIGKILL skips `finally`)."""
+    removed = []
+    for folder in out.parent.glob(f".{glob.escape(out.name)}.staging-*"):
+        pid = folder.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], frames, reference,

@@ -64,9 +64,14 @@ def op_set(proto) -> list[str]:
     return sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in proto.graph.node})
 
 
-def quantize_qdq(float_path: Path, out_path: Path, reader) -> None:
+def quantize_qdq(float_path: Path, out_path: Path, reader, method: str = "percentile",
+                 percentile: float = 99.99) -> None:
     """ONNX Runtime static quantization to symmetric, per-channel QDQ int8 that TensorRT can build."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+    if method == "percentile":
+        extra["CalibPercentile"] = percentile
 
     with _quiet():
         quantize_static(
@@ -75,8 +80,8 @@ def quantize_qdq(float_path: Path, out_path: Path, reader) -> None:
             per_channel=True,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            calibrate_method=CalibrationMethod.Percentile if method == "percentile" else CalibrationMethod.MinMax,
+            extra_options=extra,
         )
 
 
@@ -110,10 +115,13 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
         calib = ctx.need_calibration(fmt.name)
         reader = CalibrationReader(calib, ctx.metadata.normalization, INPUT_NAME, options.batch)
         quantized = ctx.staging / f".quantized-{mode}.onnx"
-        quantize_qdq(ctx.float_onnx(mode), quantized, reader)
+        quantize_qdq(ctx.float_onnx(mode), quantized, reader, options.onnx_calib, options.onnx_calib_percentile)
         proto = onnx.load(str(quantized))
         quantized.unlink()
-        notes.append(f"calibrated on {reader.batches_read} batch(es) of {options.batch} (MinMax, symmetric)")
+        method = (f"percentile {options.onnx_calib_percentile:g}" if options.onnx_calib == "percentile"
+                  else "min/max")
+        notes.append(f"calibrated on {reader.batches_read} batch(es) of {options.batch} ({method} activation "
+                     "ranges, symmetric)")
     metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
     embed_onnx_metadata(proto, metadata)
     support = support_for(options.trt_version)

@@ -73,6 +73,41 @@ def parity_frames(metadata: ModelMetadata, calib: CalibrationSet | None, eval_da
     return ParityFrames(inputs, labels, source, held_out)
 
 
+#: Top-1 minus top-2 probability below which a pixel counts as a near tie.
+CONFIDENT_MARGIN = 0.1
+#: Half a grey level: uniform input noise below a camera's own 8-bit step.
+INPUT_NOISE_GREY_LEVELS = 0.5
+
+
+@dataclass
+class Sensitivity:
+    """How much Keras disagrees with itself under input noise no camera could avoid: the yardstick for
+    int8's disagreement (an int8 graph perturbs every layer at least this much)."""
+
+    noise_grey_levels: float
+    agreement: float  # Keras(x + noise) vs Keras(x)
+    near_tie_share: float  # pixels with Keras top-2 margin below CONFIDENT_MARGIN
+
+    def to_json(self) -> dict:
+        return {"noise_grey_levels": self.noise_grey_levels, "agreement": self.agreement,
+                "near_tie_share": self.near_tie_share, "confident_margin": CONFIDENT_MARGIN}
+
+
+def top2_margin(probabilities: np.ndarray) -> np.ndarray:
+    top = np.partition(np.asarray(probabilities, np.float32), -2, axis=-1)
+    return top[..., -1] - top[..., -2]
+
+
+def sensitivity(predict, inputs: np.ndarray, reference: np.ndarray, metadata: ModelMetadata,
+                seed: int = 0) -> Sensitivity:
+    """`predict`: float inputs -> Keras probabilities. The noise is drawn in pixel units, then normalised."""
+    std = np.asarray(metadata.normalization.std, np.float32)
+    noise = np.random.default_rng(seed).uniform(-INPUT_NOISE_GREY_LEVELS, INPUT_NOISE_GREY_LEVELS, inputs.shape)
+    noisy = predict((inputs + noise.astype(np.float32) / std).astype(np.float32))
+    return Sensitivity(INPUT_NOISE_GREY_LEVELS, argmax_agreement(reference, noisy),
+                       float(np.mean(top2_margin(reference) < CONFIDENT_MARGIN)))
+
+
 @dataclass
 class Parity:
     frames: int
@@ -81,6 +116,9 @@ class Parity:
     agreement: float  # fraction of pixels whose argmax class matches Keras'
     miou: float | None = None  # in [0, 1], when labels exist
     reference_miou: float | None = None
+    #: The same agreement over the pixels where Keras' top-1 and top-2 probabilities differ by at
+    #: least CONFIDENT_MARGIN: the pixels a user would act on (near ties flip under any rounding).
+    confident_agreement: float | None = None
 
     @property
     def miou_delta_points(self) -> float | None:
@@ -90,7 +128,8 @@ class Parity:
 
     def to_json(self) -> dict:
         return {"frames": self.frames, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
-                "agreement": self.agreement, "miou": self.miou, "reference_miou": self.reference_miou,
+                "agreement": self.agreement, "confident_agreement": self.confident_agreement,
+                "confident_margin": CONFIDENT_MARGIN, "miou": self.miou, "reference_miou": self.reference_miou,
                 "miou_delta_points": self.miou_delta_points}
 
 
@@ -113,6 +152,10 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
     else:
         max_diff = mean_diff = float("nan")
     parity = Parity(len(reference), max_diff, mean_diff, argmax_agreement(reference, probabilities))
+    confident = top2_margin(reference) >= CONFIDENT_MARGIN
+    if confident.any():
+        same = reference.argmax(-1) == _label_map(probabilities)
+        parity.confident_agreement = float(same[confident].mean())
     if labels is not None:
         parity.miou = mean_iou(probabilities, labels, metadata)
         parity.reference_miou = mean_iou(reference, labels, metadata)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from segnet_edge.convert.context import Check
 from segnet_edge.convert.options import ConvertOptions
-from segnet_edge.convert.parity import Parity
+from segnet_edge.convert.parity import CONFIDENT_MARGIN, Parity, Sensitivity
 from segnet_edge.device.metadata import ModelMetadata
 
 
@@ -52,6 +52,7 @@ class ConvertReport:
     calibration: dict | None
     parity_frames: dict | None
     artifacts: list[ArtifactReport] = field(default_factory=list)
+    sensitivity: Sensitivity | None = None
     seconds: float = 0.0
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
@@ -71,6 +72,7 @@ class ConvertReport:
             "passed": self.passed, "failures": self.failures(), "qat": self.qat,
             "options": self.options.to_json(), "metadata": self.metadata.to_json(),
             "calibration": self.calibration, "parity_frames": self.parity_frames,
+            "sensitivity": None if self.sensitivity is None else self.sensitivity.to_json(),
             "artifacts": [a.to_json() for a in self.artifacts],
         }
 
@@ -91,7 +93,18 @@ class ConvertReport:
                     parity += f"  mIoU {100 * a.parity.miou:5.1f} ({a.parity.miou_delta_points:+.2f})"
             lines.append(f"{a.format:<12} {a.file:<20}{size}{parity}  {'PASS' if a.passed else 'FAIL'}")
             lines += [f"{'':<12} failed: {c.name}: {c.detail}" for c in a.checks if not c.passed]
+            if not a.passed and a.parity is not None and a.parity.confident_agreement is not None:
+                lines.append(f"{'':<12} on pixels with a top-2 margin >= {CONFIDENT_MARGIN:g}: agreement "
+                             f"{100 * a.parity.confident_agreement:.3f}%")
+        if self.sensitivity is not None and not self.passed:
+            lines.append(self.sensitivity_line())
         return lines
+
+    def sensitivity_line(self) -> str:
+        s = self.sensitivity
+        return (f"model sensitivity: ±{s.noise_grey_levels:g} grey-level input noise (below a camera's 8-bit step) "
+                f"alone changes {100 * (1 - s.agreement):.2f}% of the Keras model's own pixels; "
+                f"{100 * s.near_tie_share:.1f}% of its pixels are near ties (top-2 margin < {CONFIDENT_MARGIN:g})")
 
     def to_markdown(self) -> str:
         m = self.metadata
@@ -103,22 +116,26 @@ class ConvertReport:
             f"{', QAT' if self.qat else ''}",
             f"- Calibration: {_calibration_line(self.calibration)}",
             f"- Parity frames: {_frames_line(self.parity_frames)}",
+            *([f"- {self.sensitivity_line()[0].upper()}{self.sensitivity_line()[1:]}: read int8 disagreement "
+               "against it"] if self.sensitivity is not None else []),
             f"- TensorRT target {self.options.trt_version}, ONNX opset {self.options.onnx_opset}, "
             f"batch {self.options.batch}",
             "",
-            "| artifact | size | convert s | agreement | max / mean abs diff | mIoU (delta) | status |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            f"| artifact | size | convert s | agreement | agreement, margin ≥ {CONFIDENT_MARGIN:g} | max / mean abs diff "
+            "| mIoU (delta) | status |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for a in self.artifacts:
             if a.skipped:
-                out.append(f"| {a.format} | | | | | | skipped: {a.skipped} |")
+                out.append(f"| {a.format} | | | | | | | skipped: {a.skipped} |")
                 continue
             p = a.parity
             agreement = f"{100 * p.agreement:.3f}%" if p else "n/a"
+            confident = f"{100 * p.confident_agreement:.3f}%" if p and p.confident_agreement is not None else "n/a"
             diff = f"{p.max_abs_diff:.4f} / {p.mean_abs_diff:.5f}" if p else "n/a"
             miou = f"{100 * p.miou:.2f} ({p.miou_delta_points:+.2f})" if p and p.miou is not None else "n/a"
             size = f"{a.size_bytes / 1e6:.2f} MB" if a.size_bytes is not None else ""
-            out.append(f"| `{a.file}` | {size} | {a.seconds:.1f} | {agreement} | {diff} | {miou} | "
+            out.append(f"| `{a.file}` | {size} | {a.seconds:.1f} | {agreement} | {confident} | {diff} | {miou} | "
                        f"{'pass' if a.passed else '**FAIL**'} |")
         out += ["", "## Artifacts", ""]
         for a in self.artifacts:

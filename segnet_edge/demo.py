@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
          str(out / "export_pruned_qat" / "model_int8.tflite"), "--frames", "120", "--warmup", "10",
          "--out", str(out / "profile"))
     if missed:
-        print("\nsome parity targets were missed: see export*/report.md (a longer --epochs run makes the "
-              "model confident enough for int8)")
+        print("\nsome parity targets were missed: see export*/report.md; its 'model sensitivity' line says how "
+              "many pixels the Keras model itself flips under half a grey level of input noise, the yardstick "
+              "for int8's flips (README: int8 accuracy)")
     print(f"\ndemo finished in {time.time() - started:.0f} s; everything is in {out}/")
     return 0
 

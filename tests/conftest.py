@@ -39,14 +39,15 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subpro
                           cwd=REPO)
 
 
-def assert_usage_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    """Exit 2, no traceback, and exactly one line of error naming the problem."""
+def assert_usage_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 2, no traceback, and exactly one line of error naming the problem (returned)."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+    return lines[0]
 
 
 @pytest.fixture(scope="session")

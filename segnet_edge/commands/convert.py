@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-count", type=positive_int, metavar="N",
                         help="--calib-data frames (default: up to 200)")
     parser.add_argument("--calib-split", metavar="NAME", help="--calib-data dataset split (default train)")
+    parser.add_argument("--onnx-calib", choices=("minmax", "percentile"),
+                        help="QDQ activation ranges: percentile (default; clips rare outliers) or min/max")
+    parser.add_argument("--onnx-calib-percentile", type=float, metavar="P",
+                        help="--onnx-calib percentile's range cover (default 99.99)")
     parser.add_argument("--eval-data", metavar="DIR", help="labelled dataset for parity (default: the calibration "
                                                           "set's held-out frames)")
     parser.add_argument("--eval-split", metavar="NAME", help="--eval-data split (default val)")
@@ -52,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _OPTION_FIELDS = ("io_dtype", "output", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
-                  "input_size", "calib_count", "calib_split", "eval_split", "parity_frames", "seed", "unsafe_load")
+                  "input_size", "calib_count", "calib_split", "onnx_calib", "onnx_calib_percentile", "eval_split",
+                  "parity_frames", "seed", "unsafe_load")
 
 
 def run(args: argparse.Namespace) -> int:

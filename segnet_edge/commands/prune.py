@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.cli_types import positive_float, positive_int
+from segnet_edge.commands.finetune_args import add_finetune_arguments, config_from_args
 
 HELP = "magnitude or N:M (2:4) structured pruning with fine-tuning (tfmot); writes a plain .h5 and a JSON report"
 
@@ -33,11 +33,10 @@ def _structured(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.optimize.config import LR_SCHEDULES, OPTIMIZERS, PruneConfig
+    from segnet_edge.optimize.config import PruneConfig
 
     d = PruneConfig()
     parser.add_argument("model", metavar="MODEL", help="trained segnet-edge .h5 / .keras model (float)")
-    parser.add_argument("--data", required=True, help="dataset to fine-tune and validate on (the training data)")
     parser.add_argument("--out", default=d.out, help=f"pruned model file, .h5 or .keras (default {d.out}); "
                         "the report goes beside it as <name>.prune.json")
     parser.add_argument("--sparsity", type=_fraction, default=d.sparsity,
@@ -45,31 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--structured", type=_structured, default=d.structured, metavar="N:M",
                         help="N:M structured sparsity along input channels instead, e.g. 2:4 "
                              "(Ampere / Orin sparse tensor cores)")
-    parser.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"fine-tuning epochs (default {d.epochs})")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    parser.add_argument("--lr", type=positive_float, default=d.lr, help=f"fine-tuning learning rate (default {d.lr})")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
-                        help=f"learning-rate decay over the fine-tuning (default {d.lr_schedule})")
     parser.add_argument("--prune-classifier", action="store_true",
                         help="prune the final classifier conv too (kept dense by default)")
-    parser.add_argument("--classes", default=d.classes, help="class names/palette JSON (default: the dataset's)")
-    parser.add_argument("--ignore-label", type=int, default=d.ignore_label, help="label value to ignore (default: the dataset's)")
-    parser.add_argument("--val-split", default=d.val_split)
-    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
-    parser.add_argument("--no-augment", dest="augment", action="store_false")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
-    parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=d.verbose)
+    add_finetune_arguments(parser, d, "fine-tuning")
 
 
 def run(args: argparse.Namespace) -> int:
     from segnet_edge.model_io import read_metadata
     from segnet_edge.optimize.config import PruneConfig
 
-    fields = PruneConfig.__dataclass_fields__
-    config = PruneConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    config.validate()
+    config = config_from_args(PruneConfig, args)
     read_metadata(config.model)  # a missing or foreign model fails here, before TensorFlow loads
     from segnet_edge.optimize.prune import format_report, prune
 

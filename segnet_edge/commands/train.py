@@ -11,7 +11,7 @@ HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by val
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.train import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig
+    from segnet_edge.train_config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig
 
     d = TrainConfig()
     parser.add_argument("--data", required=True, help="dataset folder (train.txt/val.txt, or images/ + labels/)")

@@ -37,3 +37,29 @@ def check_dataset_matches(info: ClassInfo, metadata: ModelMetadata, data: str) -
     if info.num_classes != metadata.num_classes:
         raise UsageError(f"{data}: has {info.num_classes} classes but the model predicts {metadata.num_classes}; "
                          "fine-tune on the dataset the model was trained on (or pass its --classes file)")
+
+
+def start_finetuning(config, verb: str):
+    """What prune and QAT do first: seed, load the float model, load its dataset and check they fit.
+
+    Returns (model, metadata, data, fine-tuning dataset, steps per epoch).
+    """
+    import math
+
+    from segnet_edge._tf import keras
+    from segnet_edge.data.pipeline import make_dataset
+    from segnet_edge.train import prepare_data
+
+    keras.utils.set_random_seed(config.seed)
+    model, metadata = load_float_model(config.model, config.unsafe_load, verb)
+    data = prepare_data(config.data, metadata.input_size, config.classes, config.ignore_label,
+                        config.val_split, config.on_bad_sample, verbose=config.verbose)
+    check_dataset_matches(data.info, metadata, config.data)
+    train_ds = make_dataset(data.train.images, data.train.labels, metadata.normalization, config.batch_size,
+                            augment=config.augment, shuffle=True, seed=config.seed)
+    return model, metadata, data, train_ds, math.ceil(len(data.train) / config.batch_size)
+
+
+def history_rows(history: dict) -> list[dict]:
+    """Keras' {metric: [per epoch]} as [{metric: value} per epoch] for the JSON reports."""
+    return [{k: float(v[i]) for k, v in history.items()} for i in range(len(next(iter(history.values()), [])))]

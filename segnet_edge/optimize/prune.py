@@ -16,7 +16,6 @@ zeros in the kernels, which gzip and 2:4 sparse tensor cores can use.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -189,26 +188,18 @@ def prune_model(model: keras.Model, train_ds, steps_per_epoch: int, epochs: int,
 
 def prune(config: PruneConfig) -> PruneReport:
     """Prune `config.model` as asked, fine-tune on `config.data`, save to `config.out` with a JSON report beside."""
-    from segnet_edge.data.pipeline import make_dataset
     from segnet_edge.losses import WeightedPixelCrossEntropy
     from segnet_edge.model_io import save_model
-    from segnet_edge.optimize.common import check_dataset_matches, load_float_model
-    from segnet_edge.train import evaluate_miou, make_optimizer, make_schedule, prepare_data
+    from segnet_edge.optimize.common import history_rows, start_finetuning
+    from segnet_edge.train import evaluate_miou, make_optimizer, make_schedule
 
     config.validate()
     started = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    model, metadata = load_float_model(config.model, config.unsafe_load, "prune")
-    data = prepare_data(config.data, metadata.input_size, config.classes, config.ignore_label,
-                        config.val_split, config.on_bad_sample, verbose=config.verbose)
-    check_dataset_matches(data.info, metadata, config.data)
+    model, metadata, data, train_ds, steps = start_finetuning(config, "prune")
     norm = metadata.normalization
     miou_before = evaluate_miou(model, data.val, data.info, norm, config.batch_size)
     targets = pruning_targets(model, config.prune_classifier, config.m_by_n)
     before = sparsity_summary(model, set(targets))
-    train_ds = make_dataset(data.train.images, data.train.labels, norm, config.batch_size,
-                            augment=config.augment, shuffle=True, seed=config.seed)
-    steps = math.ceil(len(data.train) / config.batch_size)
     if config.verbose:
         pattern = f"{config.structured} structured" if config.structured else f"{config.target_sparsity:.0%}"
         print(f"pruning {len(targets)} kernels to {pattern} over {config.epochs} epochs x {steps} steps "
@@ -233,7 +224,7 @@ def prune(config: PruneConfig) -> PruneReport:
         miou_before=float(miou_before), miou_after=float(miou_after), pattern_violations=violations,
         classifier=classifier_name(model), kept_dense=kept_dense(model, config.prune_classifier, config.m_by_n),
         steps=steps * config.epochs, seconds=time.perf_counter() - started,
-        history=[{k: float(v[i]) for k, v in history.items()} for i in range(len(next(iter(history.values()), [])))],
+        history=history_rows(history),
     )
     write_text_atomic(report_path(out, "prune"), json.dumps(report.to_json(), indent=2))
     return report

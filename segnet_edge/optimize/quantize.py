@@ -21,7 +21,6 @@ the report compares the zeros before and after, layer by layer.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -154,21 +153,16 @@ def quantization_layout(qat_model: keras.Model) -> list[LayerQuantization]:
 
 def quantize(config: QATConfig) -> QATReport:
     """QAT-fine-tune `config.model` on `config.data`; save the QAT model and a JSON report beside it."""
-    from segnet_edge.data.pipeline import make_dataset
     from segnet_edge.losses import WeightedPixelCrossEntropy
     from segnet_edge.model_io import save_model
     from segnet_edge.models import with_unpool_mode
-    from segnet_edge.optimize.common import check_dataset_matches, load_float_model
+    from segnet_edge.optimize.common import history_rows, start_finetuning
     from segnet_edge.optimize.prune import report_path
-    from segnet_edge.train import evaluate_miou, make_optimizer, make_schedule, prepare_data
+    from segnet_edge.train import evaluate_miou, make_optimizer, make_schedule
 
     config.validate()
     started = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    model, metadata = load_float_model(config.model, config.unsafe_load, "quantize")
-    data = prepare_data(config.data, metadata.input_size, config.classes, config.ignore_label,
-                        config.val_split, config.on_bad_sample, verbose=config.verbose)
-    check_dataset_matches(data.info, metadata, config.data)
+    model, metadata, data, train_ds, steps_per_epoch = start_finetuning(config, "quantize")
     norm = metadata.normalization
     model = with_unpool_mode(model, config.unpool_mode)
     metadata = replace(metadata, unpool_mode=config.unpool_mode)
@@ -182,12 +176,10 @@ def quantize(config: QATConfig) -> QATReport:
     miou_float = evaluate_miou(model, data.val, data.info, norm, config.batch_size)
     qat = make_qat_model(model, preserve)
     layout = quantization_layout(qat)
-    steps = math.ceil(len(data.train) / config.batch_size) * config.epochs
+    steps = steps_per_epoch * config.epochs
     qat.compile(optimizer=make_optimizer(config.optimizer, make_schedule(config.lr_schedule, config.lr, steps), 0.9,
                                          0.0),
                 loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label))
-    train_ds = make_dataset(data.train.images, data.train.labels, norm, config.batch_size,
-                            augment=config.augment, shuffle=True, seed=config.seed)
     history = qat.fit(train_ds, epochs=config.epochs, verbose=2 if config.verbose else 0).history
     miou_qat = evaluate_miou(qat, data.val, data.info, norm, config.batch_size)
     after = sparsity_summary(qat)
@@ -197,7 +189,7 @@ def quantize(config: QATConfig) -> QATReport:
         unpool_mode=config.unpool_mode, layers=layout, sparsity_before=before, sparsity_after=after,
         size_before=file_size(config.model), size_after=file_size(out), miou_float=float(miou_float),
         miou_qat=float(miou_qat), seconds=time.perf_counter() - started,
-        history=[{k: float(v[i]) for k, v in history.items()} for i in range(len(next(iter(history.values()), [])))],
+        history=history_rows(history),
     )
     write_text_atomic(report_path(out, "quantize"), json.dumps(report.to_json(), indent=2))
     return report

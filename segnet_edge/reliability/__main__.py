@@ -81,7 +81,7 @@ def run(plan: Plan, workdir: Path) -> Tally:
     for n, target in enumerate(targets):
         tally.merge(kills.kill_command(target, plan.seed + n + 1, kill_dir))
     if plan.kills_convert:
-        tally.notes["convert staging folders left by SIGKILL (convert does not remove them)"] = kills.stale_staging(
+        tally.notes["convert staging folders left after the final run (killed runs' are removed)"] = kills.stale_staging(
             kill_dir / "convert")
 
     _step("bad datasets, a broken video, unwritable outputs")

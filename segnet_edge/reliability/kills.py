@@ -161,9 +161,9 @@ def check_outputs(folder: Path, tally: Tally, context: str) -> None:
                 tally.fail("partial_files", f"{context}: {path.name}: {problem}")
 
 
-def count_temporaries(folder: Path, tally: Tally, context: str, staging_ok: bool = False) -> None:
+def count_temporaries(folder: Path, tally: Tally, context: str) -> None:
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if is_temporary(path) and not (staging_ok and ".staging-" in path.name):
+        if is_temporary(path):
             tally.fail("temps_left", f"{context}: {path.name}")
 
 
@@ -293,10 +293,10 @@ def kill_command(target: KillTarget, seed: int, workdir: Path, duration_s: float
     check_outputs(target.folder, tally, context)
     count_temporaries(target.folder, tally, context)
     if target.watch is not None:
-        count_temporaries(target.watch, tally, context, staging_ok=True)
+        count_temporaries(target.watch, tally, context)  # the final run removes killed runs' staging
     return tally
 
 
 def stale_staging(folder: Path) -> int:
-    """convert's staging folders left by killed runs (reported; convert does not clean them up yet)."""
+    """convert's staging folders still there after the final run (it removes those of killed runs)."""
     return sum(1 for p in folder.iterdir() if ".staging-" in p.name) if folder.is_dir() else 0

@@ -84,6 +84,8 @@ def test_int8_asked_without_calibration(tmp_path, trained_model):
     (["--batch", "0"], "--batch"),
     (["--trt-version", "seven"], "--trt-version"),
     (["--input-size", "32"], "HEIGHTxWIDTH"),
+    (["--onnx-calib", "entropy"], "--onnx-calib"),
+    (["--onnx-calib-percentile", "100"], "--onnx-calib-percentile"),
 ])
 def test_bad_options(tmp_path, trained_model, args, needle):
     out = tmp_path / "out"

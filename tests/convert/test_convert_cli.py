@@ -71,6 +71,11 @@ def test_parity_meets_the_targets(converted):
             assert parity["agreement"] >= 0.999, (name, parity)
         assert 0 <= parity["mean_abs_diff"] <= parity["max_abs_diff"] <= 1
         assert parity["reference_miou"] > 0.85, "the fixture model should be fitted, or agreement means little"
+        # near ties flip under any rounding: the confident pixels agree at least as well as all of them
+        assert parity["confident_agreement"] >= parity["agreement"] - 1e-9, (name, parity)
+    sensitivity = report["sensitivity"]
+    assert sensitivity["noise_grey_levels"] == 0.5 and 0.9 <= sensitivity["agreement"] <= 1.0
+    assert 0.0 <= sensitivity["near_tie_share"] < 0.5
     fp32 = converted.artifact("tflite-fp32")
     assert fp32["parity"]["max_abs_diff"] < 1e-3  # same float graph, same numbers
     int8 = converted.artifact("tflite-int8")
@@ -160,6 +165,8 @@ def test_report_markdown_and_summary(converted):
         assert f"| `{converted.artifact(name)['file']}` |" in text
     assert "trtexec --onnx=model_int8.onnx" in text
     assert "overall: **PASS**" in text
+    assert "Model sensitivity: ±0.5 grey-level input noise" in text and "agreement, margin ≥ 0.1" in text
+    assert "percentile 99.99 activation ranges" in json.dumps(converted.artifact("onnx-int8"))
     for name in BUILT:
         assert any(line.startswith(name) and line.endswith("PASS") for line in converted.stdout.splitlines())
     assert converted.report["metadata"]["class_names"] == list(CLASSES)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.conftest import assert_usage_error as assert_one_line_error  # noqa: F401 - re-exported
+
 REPO = Path(__file__).resolve().parents[2]
 CAMVID_SAMPLE = REPO.parent / "shared" / "data" / "camvid-sample"
 RUN_CAMERA = REPO / "device" / "run_camera.py"
@@ -104,12 +106,3 @@ def moving_scene(count: int, size: tuple[int, int] = (96, 128)) -> list[np.ndarr
     return frames
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit 2, no traceback, exactly one non-empty stderr line that names the problem."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]

@@ -1,0 +1,46 @@
+"""The parity measures that explain an int8 shortfall: agreement on confident pixels, and the model's own
+sensitivity to input noise below a camera's 8-bit step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segnet_edge.convert.parity import CONFIDENT_MARGIN, compare, sensitivity, top2_margin
+from segnet_edge.device.metadata import ModelMetadata, Normalization
+
+
+def _metadata(std=(1.0, 1.0, 1.0)) -> ModelMetadata:
+    return ModelMetadata(class_names=("a", "b"), palette=((0, 0, 0), (255, 255, 255)), input_size=(2, 2),
+                         normalization=Normalization(std=std))
+
+
+def test_confident_agreement_counts_only_pixels_keras_does_not_call_near_ties():
+    reference = np.array([[[[0.52, 0.48], [0.9, 0.1]], [[0.2, 0.8], [0.3, 0.7]]]], np.float32)  # 1 near tie
+    flipped_tie = np.array([[[[0.4, 0.6], [0.9, 0.1]], [[0.2, 0.8], [0.3, 0.7]]]], np.float32)
+    parity = compare(reference, flipped_tie, None, _metadata())
+    assert parity.agreement == pytest.approx(3 / 4)
+    assert parity.confident_agreement == pytest.approx(1.0)
+    flipped_sure = flipped_tie.copy()
+    flipped_sure[0, 0, 1] = (0.1, 0.9)
+    assert compare(reference, flipped_sure, None, _metadata()).confident_agreement == pytest.approx(2 / 3)
+    np.testing.assert_allclose(top2_margin(reference)[0], [[0.04, 0.8], [0.6, 0.4]], atol=1e-6)
+    assert CONFIDENT_MARGIN == 0.1
+
+
+def test_sensitivity_measures_flips_under_half_a_grey_level_of_noise():
+    # a "model" whose class is the sign of (red channel - 100): pixels within 0.5 of the threshold may flip
+    def predict(x: np.ndarray) -> np.ndarray:
+        score = np.clip((x[..., 2:3] - 100.0) * 0.5 + 0.5, 0, 1)
+        return np.concatenate([1 - score, score], axis=-1)
+
+    inputs = np.zeros((1, 40, 50, 3), np.float32)
+    inputs[..., 2] = np.linspace(90, 110, 40 * 50).reshape(40, 50)  # 100 steps of 0.01 per grey level
+    reference = predict(inputs)
+    result = sensitivity(predict, inputs, reference, _metadata(), seed=0)
+    # pixels within 0.5 of 100 (5% of the ramp) flip with probability (0.5 - distance) / 1: 2.5% expected
+    assert 0.96 < result.agreement < 0.99
+    assert result.near_tie_share == pytest.approx(np.mean(np.abs(inputs[..., 2] - 100) < 0.1), abs=0.002)
+    # the noise is drawn in grey levels: a model fed std-scaled inputs sees proportionally smaller noise
+    scaled = sensitivity(lambda x: predict(x * 4.0), inputs / 4.0, reference, _metadata(std=(4.0, 4.0, 4.0)))
+    assert scaled.agreement == pytest.approx(result.agreement, abs=0.01)
