@@ -105,10 +105,12 @@ def convert_model(
 
         find_samples(eval_data, options.eval_split)
     qat = _is_qat_file(model_path)
-    uncalibrated = [f.name for f in chosen if f.is_int8 and not qat and calibration is None and recipe is None]
+    uncalibrated = [f.name for f in chosen if needs_calibration(f, qat) and calibration is None and recipe is None]
     if uncalibrated and explicit:
+        hint = ("a QAT model needs one for ONNX/TensorRT int8 only: their zero-point-0 int8 ranges are calibrated "
+                "afresh" if qat else "or convert a QAT model")
         raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
-                         "--calib-data SRC (or convert a QAT model)")
+                         f"--calib-data SRC ({hint})")
 
     # 2. Stage every artifact.
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +165,11 @@ def convert_model(
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def needs_calibration(fmt: ExportFormat, qat: bool) -> bool:
+    """int8 needs activation ranges; a QAT model brings its own, but only TFLite can use them as they are."""
+    return fmt.is_int8 and not (qat and fmt.family == "tflite")
 
 
 def remove_stale_staging(out: Path) -> list[Path]:

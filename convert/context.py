@@ -103,6 +103,20 @@ class ExportContext:
         mode = unpool_mode(fmt, self.options.trt_version)
         return self.keras_model(mode), mode
 
+    def float_keras(self, unpool_mode: str):
+        """The float network an exporter quantizes itself: the model, or a QAT model's float twin."""
+        if not self.qat:
+            return self.keras_model(unpool_mode)
+        key = f"float-twin-{unpool_mode}"
+        if key not in self._keras:
+            model = float_twin(self.keras_model(), self.metadata, unpool_mode)
+            if self.options.output == "labels":
+                from segnet_edge.models import with_label_output
+
+                model = with_label_output(model)
+            self._keras[key] = model
+        return self._keras[key]
+
     def float_onnx(self, unpool_mode: str) -> Path:
         """A float ONNX graph (no metadata) in staging, exported once per unpool mode."""
         if unpool_mode not in self._onnx:
@@ -110,7 +124,7 @@ class ExportContext:
 
             from segnet_edge.convert.onnx import export_graph
 
-            proto = export_graph(self.keras_model(unpool_mode), self.input_size, self.options.batch,
+            proto = export_graph(self.float_keras(unpool_mode), self.input_size, self.options.batch,
                                  self.options.onnx_opset)
             path = self.staging / f".float-{unpool_mode}.onnx"
             onnx.save(proto, str(path))
@@ -132,3 +146,31 @@ def model_unpool_mode(model, default: str) -> str:
         if isinstance(inner, MaxUnpooling2D):
             return inner.mode
     return default
+
+
+def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
+    """The plain network holding a QAT model's trained float weights, tfmot's wrappers stripped.
+
+    For the QDQ ONNX graph: TensorRT takes only symmetric int8 with zero point 0, while tfmot's
+    fake-quant ranges are asymmetric uint8, so that graph is quantized afresh from these weights.
+    """
+    from segnet_edge.models import ModelConfig, build_model
+    from segnet_edge.optimize.report import unwrap
+
+    model = build_model(ModelConfig(arch=metadata.arch, input_size=tuple(metadata.input_size),
+                                    num_classes=metadata.num_classes, alpha=metadata.alpha, unpool_mode=unpool_mode))
+    def short(weight) -> str:  # "quant_block1_conv1/kernel:0" -> "kernel"
+        return weight.name.split("/")[-1].split(":")[0]
+
+    # by name from the wrapper: inside it, tfmot swaps `kernel` for its fake-quantized tensor
+    trained = {unwrap(layer).name: {short(w): w.numpy() for w in layer.weights} for layer in qat_model.layers}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        source = trained.get(layer.name, {})
+        values = [source.get(short(w)) for w in layer.weights]
+        if any(v is None or v.shape != tuple(w.shape) for v, w in zip(values, layer.weights)):
+            raise ConversionError(f"the QAT model's layer {layer.name!r} does not match a rebuilt {metadata.arch} "
+                                  f"alpha {metadata.alpha:g}; was it quantized by `segnet-edge quantize`?")
+        layer.set_weights(values)
+    return model

@@ -104,14 +104,19 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     options = ctx.options
     model, mode = ctx.model_for(fmt)
     notes = []
-    if ctx.qat:
+    if ctx.qat and not fmt.is_int8:
         proto = export_graph(model, ctx.input_size, options.batch, options.onnx_opset)
         notes.append("Q/DQ from the QAT model's fake-quant nodes (no calibration)")
     elif not fmt.is_int8:
         proto = onnx.load(str(ctx.float_onnx(mode)))
     else:
         from segnet_edge.calibration.onnxruntime import CalibrationReader
+        from segnet_edge.convert.registry import unpool_mode
 
+        if ctx.qat:  # quantized afresh from the QAT-trained weights: see context.float_twin
+            mode = unpool_mode(fmt, options.trt_version)
+            notes.append("QAT-trained weights, symmetric int8 ranges calibrated here: TensorRT takes zero-point-0 "
+                         "int8 only and tfmot's fake-quant ranges are asymmetric uint8")
         calib = ctx.need_calibration(fmt.name)
         reader = CalibrationReader(calib, ctx.metadata.normalization, INPUT_NAME, options.batch)
         quantized = ctx.staging / f".quantized-{mode}.onnx"

@@ -200,7 +200,8 @@ def target_checks(fmt: ExportFormat, parity: Parity | None, targets: Targets,
     """The issue's targets for this artifact; a target with nothing to measure is not claimed."""
     checks = []
     if parity is not None:
-        need = targets.int8_agreement if fmt.is_int8 else targets.float_agreement
+        need = {"int8": targets.int8_agreement, "fp16": targets.fp16_agreement}.get(fmt.precision,
+                                                                                   targets.float_agreement)
         checks.append(Check("argmax agreement", parity.agreement >= need,
                             f"{100 * parity.agreement:.3f}% (target >= {100 * need:g}%)"))
         delta = parity.miou_delta_points

@@ -44,3 +44,14 @@ def test_sensitivity_measures_flips_under_half_a_grey_level_of_noise():
     # the noise is drawn in grey levels: a model fed std-scaled inputs sees proportionally smaller noise
     scaled = sensitivity(lambda x: predict(x * 4.0), inputs / 4.0, reference, _metadata(std=(4.0, 4.0, 4.0)))
     assert scaled.agreement == pytest.approx(result.agreement, abs=0.01)
+
+
+def test_each_precision_is_held_to_its_own_agreement_target():
+    from segnet_edge.convert.options import Targets
+    from segnet_edge.convert.parity import Parity, target_checks
+    from segnet_edge.convert.registry import FORMATS
+
+    parity = Parity(frames=1, max_abs_diff=0.1, mean_abs_diff=0.01, agreement=0.997)
+    verdict = {name: target_checks(FORMATS[name], parity, Targets(), None)[0].passed
+               for name in ("tflite-fp32", "tflite-fp16", "tflite-int8")}
+    assert verdict == {"tflite-fp32": False, "tflite-fp16": True, "tflite-int8": True}
