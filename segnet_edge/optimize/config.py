@@ -64,7 +64,21 @@ def _check_common(model: str, data: str, out: str, epochs: int, batch_size: int,
 
 
 @dataclass
-class PruneConfig:
+class FinetuneData:
+    """What pruning and QAT both fine-tune with: the dataset's options and the loading/logging flags."""
+
+    classes: str | None = None
+    ignore_label: int | None = None  # None: the dataset's own
+    val_split: str = "val"
+    on_bad_sample: str = "fail"
+    augment: bool = True
+    seed: int = 0
+    unsafe_load: bool = False
+    verbose: int = 1
+
+
+@dataclass
+class PruneConfig(FinetuneData):
     """Magnitude (or N:M structured) pruning with fine-tuning; every default lives here."""
 
     model: str = ""
@@ -81,14 +95,6 @@ class PruneConfig:
     lr_schedule: str = "cosine"
     ramp: float = 0.5  # share of the fine-tuning steps over which sparsity rises to the target
     prune_classifier: bool = False
-    classes: str | None = None
-    ignore_label: int | None = None  # None: the dataset's own
-    val_split: str = "val"
-    on_bad_sample: str = "fail"
-    augment: bool = True
-    seed: int = 0
-    unsafe_load: bool = False
-    verbose: int = 1
 
     @property
     def target_sparsity(self) -> float:
@@ -124,7 +130,7 @@ class PruneConfig:
 
 
 @dataclass
-class QATConfig:
+class QATConfig(FinetuneData):
     """Quantization-aware training (int8, tfmot's default 8-bit scheme); every default lives here."""
 
     model: str = ""
@@ -139,14 +145,6 @@ class QATConfig:
     preserve_sparsity: str = "auto"
     # "select": the only unpooling form TFLite's int8 quantizer keeps in int8 (see layers.MaxUnpooling2D).
     unpool_mode: str = "select"
-    classes: str | None = None
-    ignore_label: int | None = None
-    val_split: str = "val"
-    on_bad_sample: str = "fail"
-    augment: bool = True
-    seed: int = 0
-    unsafe_load: bool = False
-    verbose: int = 1
 
     def validate(self) -> None:
         _check_common(self.model, self.data, self.out, self.epochs, self.batch_size, self.lr, self.optimizer,
