@@ -159,6 +159,7 @@ def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
 
     model = build_model(ModelConfig(arch=metadata.arch, input_size=tuple(metadata.input_size),
                                     num_classes=metadata.num_classes, alpha=metadata.alpha, unpool_mode=unpool_mode))
+
     def short(weight) -> str:  # "quant_block1_conv1/kernel:0" -> "kernel"
         return weight.name.split("/")[-1].split(":")[0]
 
