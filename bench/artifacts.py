@@ -128,6 +128,7 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
     from segnet_edge.calibration.onnxruntime import CalibrationReader
     from segnet_edge.calibration.tflite import representative_dataset
     from segnet_edge.convert.onnx import INPUT_NAME, export_graph, quantize_qdq
+    from segnet_edge.convert.options import ConvertOptions
     from segnet_edge.convert.tflite import convert_keras, inspect
     from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
 
@@ -151,7 +152,9 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
             if not float_onnx.is_file():
                 onnx.save(export_graph(model, tuple(metadata.input_size), 1, 17), str(float_onnx))
             if precision == "int8":
-                quantize_qdq(float_onnx, path, CalibrationReader(calib, metadata.normalization, INPUT_NAME, 1))
+                defaults = ConvertOptions()  # the same activation ranges `segnet-edge convert` picks
+                quantize_qdq(float_onnx, path, CalibrationReader(calib, metadata.normalization, INPUT_NAME, 1),
+                             defaults.onnx_calib, defaults.onnx_calib_percentile)
                 proto = onnx.load(str(path))
             else:
                 proto = onnx.load(str(float_onnx))

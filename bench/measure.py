@@ -137,12 +137,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def top2_margin(out: np.ndarray) -> np.ndarray:
-    """(1, H, W, C) probabilities -> (H, W) float16 top-1 minus top-2: how near a tie each pixel is."""
-    top = np.partition(np.asarray(out, np.float32)[0], -2, axis=-1)
-    return (top[..., -1] - top[..., -2]).astype(np.float16)
-
-
 def _worker(spec: RowSpec, frames_path: str, conn) -> None:
     """Load, report ready, then serve ('run', frame, want_labels) / ('stats',) / ('stop',)."""
     _set_threads(spec.threads)
@@ -162,7 +156,11 @@ def _worker(spec: RowSpec, frames_path: str, conn) -> None:
             _, index, want_labels = message
             seconds, out = runner.infer(inputs[index])
             labels = to_labels(out) if want_labels else None
-            margin = top2_margin(out) if want_labels and spec.runtime == "keras" and out.ndim == 4 else None
+            margin = None
+            if want_labels and spec.runtime == "keras" and out.ndim == 4:  # (H, W) float16 keeps the pipe light
+                from segnet_edge.convert.parity import top2_margin
+
+                margin = top2_margin(out)[0].astype(np.float16)
             conn.send((seconds, labels if margin is None else (labels, margin)))
         elif message[0] == "stats":
             conn.send(peak_rss_mb())

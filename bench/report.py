@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+# the near-tie threshold of the conversion reports: the bench and `convert` count the same pixels
+from segnet_edge.convert.parity import CONFIDENT_MARGIN
+
 #: The issue's goals.
 GOAL_INT8_SPEEDUP = 2.0  # fastest int8 artifact vs Keras, full-size SegNet
 GOAL_INT8_AGREEMENT = 0.98
@@ -52,10 +55,6 @@ class TableRow:
     def to_json(self) -> dict:
         return asdict(self)
 
-
-#: A pixel whose top-1 and top-2 Keras probabilities differ by less than this is a near tie: any
-#: rounding (fp16 weights, int8 activations) may flip it without the model being worse.
-CONFIDENT_MARGIN = 0.1
 
 
 def agreement(reference: dict[int, np.ndarray], labels: dict[int, np.ndarray],

@@ -64,8 +64,7 @@ def op_set(proto) -> list[str]:
     return sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in proto.graph.node})
 
 
-def quantize_qdq(float_path: Path, out_path: Path, reader, method: str = "percentile",
-                 percentile: float = 99.99) -> None:
+def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float) -> None:
     """ONNX Runtime static quantization to symmetric, per-channel QDQ int8 that TensorRT can build."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
