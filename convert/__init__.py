@@ -220,6 +220,11 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
         log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
         probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1)
         report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)
+        if fmt.family == "tflite" and fmt.is_int8 and ctx.options.output == "probabilities":
+            from segnet_edge.convert.index_share import measure_index_share
+
+            log(f"{fmt.name}: pooling-index share of the disagreement")
+            report.index_share = measure_index_share(ctx.keras_model(), result.path, frames.inputs, result.metadata)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
     if reference_report is not None:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from segnet_edge.convert.context import Check
+from segnet_edge.convert.index_share import IndexShare
 from segnet_edge.convert.options import ConvertOptions
 from segnet_edge.convert.parity import CONFIDENT_MARGIN, Parity, Sensitivity
 from segnet_edge.device.metadata import ModelMetadata
@@ -26,6 +27,7 @@ class ArtifactReport:
     skipped: str | None = None
     command: str | None = None  # how to build it on the target, when skipped here
     metadata: ModelMetadata | None = None
+    index_share: IndexShare | None = None  # int8 TFLite: how much of the disagreement the pooling indices explain
 
     @property
     def passed(self) -> bool:
@@ -37,6 +39,7 @@ class ArtifactReport:
             "status": "skipped" if self.skipped else ("pass" if self.passed else "fail"),
             "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3), "ops": self.ops,
             "unpool_mode": self.unpool_mode, "parity": None if self.parity is None else self.parity.to_json(),
+            "pooling_indices": None if self.index_share is None else self.index_share.to_json(),
             "checks": [c.to_json() for c in self.checks], "notes": self.notes, "skipped": self.skipped,
             "command": self.command, "metadata": None if self.metadata is None else self.metadata.to_json(),
         }
@@ -96,6 +99,8 @@ class ConvertReport:
             if not a.passed and a.parity is not None and a.parity.confident_agreement is not None:
                 lines.append(f"{'':<12} on pixels with a top-2 margin >= {CONFIDENT_MARGIN:g}: agreement "
                              f"{100 * a.parity.confident_agreement:.3f}%")
+            if not a.passed and a.index_share is not None:
+                lines.append(f"{'':<12} {a.index_share.line()}")
         if self.sensitivity is not None and not self.passed:
             lines.append(self.sensitivity_line())
         return lines
@@ -146,6 +151,8 @@ class ConvertReport:
             if a.ops:
                 out.append(f"- ops: {', '.join(a.ops)}")
             out += [f"- {'pass' if c.passed else 'FAIL'}: {c.name}: {c.detail}" for c in a.checks]
+            if a.index_share is not None:
+                out.append(f"- {a.index_share.line()}")
             out += [f"- note: {n}" for n in a.notes]
             if a.skipped:
                 out.append(f"- skipped: {a.skipped}")
