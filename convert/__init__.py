@@ -149,7 +149,7 @@ def convert_model(
             model=str(model_path), out_dir=str(out), options=options, metadata=metadata, qat=qat,
             calibration=None if calibration is None else calibration.to_json(),
             parity_frames=None if frames is None else frames.to_json(), artifacts=artifacts,
-            sensitivity=noise_floor,
+            sensitivity=noise_floor, equalization=ctx.equalization,
         )
         report.seconds = time.perf_counter() - start
         from segnet_edge.atomic import write_text_atomic

@@ -12,10 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from segnet_edge.calibration.representative import CalibrationSet
 from segnet_edge.convert.options import ConvertOptions
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.metadata import ModelMetadata
+
+#: Calibration frames the activation peaks are measured on (the int8 ranges use them all).
+EQUALIZE_FRAMES = 64
 
 
 class ConversionError(UsageError):
@@ -61,6 +66,7 @@ class ExportContext:
     log: Callable[[str], None] = print
     results: dict[str, ExportResult] = field(default_factory=dict)
     _keras: dict[str, object] = field(default_factory=dict)
+    equalization: object | None = None  # convert.equalize.Equalization, once the exported weights are equalized
     _onnx: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -76,13 +82,30 @@ class ExportContext:
         if unpool_mode is None:
             return self._keras["source"]
         if unpool_mode not in self._keras:
-            model = with_unpool_mode(self._keras["source"], unpool_mode)
+            model = with_unpool_mode(self._exported_weights(), unpool_mode)
             if self.options.output == "labels":  # the source model stays the probability reference
                 from segnet_edge.models import with_label_output
 
                 model = with_label_output(model)
             self._keras[unpool_mode] = model
         return self._keras[unpool_mode]
+
+    def _exported_weights(self):
+        """The source model, or its activation-equalized twin (same float function) when there are frames to
+        measure on; the source itself stays the parity reference."""
+        if "exported" not in self._keras:
+            source = self._keras["source"]
+            if self.options.equalize and self.calibration is not None and len(self.calibration):
+                from segnet_edge.convert.equalize import equalize_activations
+                from segnet_edge.device.preprocess import preprocess
+
+                frames = self.calibration.frames[:EQUALIZE_FRAMES]
+                inputs = np.stack([preprocess(f, self.input_size, self.metadata.normalization) for f in frames])
+                source, self.equalization = equalize_activations(source, inputs.astype(np.float32))
+                if self.equalization is not None:
+                    self.log(self.equalization.line())
+            self._keras["exported"] = source
+        return self._keras["exported"]
 
     def model_for(self, fmt) -> tuple[object, str]:
         """The Keras model to export `fmt` from and its unpooling formulation.

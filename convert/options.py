@@ -47,6 +47,7 @@ class ConvertOptions:
     calib_split: str = "train"
     onnx_calib: str = "percentile"  # QDQ activation ranges: ONNX Runtime's percentile or min/max calibrator
     onnx_calib_percentile: float = 99.99
+    equalize: bool = True  # equalize activation ranges (same float function) before building from calibration
     eval_split: str = "val"
     parity_frames: int = 8  # held-out frames each artifact is compared on
     seed: int = 0

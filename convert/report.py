@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from segnet_edge.convert.context import Check
+from segnet_edge.convert.equalize import Equalization
 from segnet_edge.convert.index_share import IndexShare
 from segnet_edge.convert.options import ConvertOptions
 from segnet_edge.convert.parity import CONFIDENT_MARGIN, Parity, Sensitivity
@@ -56,6 +57,7 @@ class ConvertReport:
     parity_frames: dict | None
     artifacts: list[ArtifactReport] = field(default_factory=list)
     sensitivity: Sensitivity | None = None
+    equalization: Equalization | None = None
     seconds: float = 0.0
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
@@ -76,6 +78,7 @@ class ConvertReport:
             "options": self.options.to_json(), "metadata": self.metadata.to_json(),
             "calibration": self.calibration, "parity_frames": self.parity_frames,
             "sensitivity": None if self.sensitivity is None else self.sensitivity.to_json(),
+            "equalization": None if self.equalization is None else self.equalization.to_json(),
             "artifacts": [a.to_json() for a in self.artifacts],
         }
 
@@ -123,6 +126,8 @@ class ConvertReport:
             f"- Parity frames: {_frames_line(self.parity_frames)}",
             *([f"- {self.sensitivity_line()[0].upper()}{self.sensitivity_line()[1:]}: read int8 disagreement "
                "against it"] if self.sensitivity is not None else []),
+            f"- {self.equalization.line()[0].upper()}{self.equalization.line()[1:]}" if self.equalization else
+            "- Activation equalization: off (--no-equalize, a QAT model, or no calibration frames)",
             f"- TensorRT target {self.options.trt_version}, ONNX opset {self.options.onnx_opset}, "
             f"batch {self.options.batch}",
             "",

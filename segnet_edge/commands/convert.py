@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="QDQ activation ranges: percentile (default; clips rare outliers) or min/max")
     parser.add_argument("--onnx-calib-percentile", type=float, metavar="P",
                         help="--onnx-calib percentile's range cover (default 99.99)")
+    parser.add_argument("--no-equalize", dest="equalize", action="store_false", default=None,
+                        help="keep the model's own per-channel activation scales (default: equalize them on the "
+                             "calibration frames, the same float function with finer int8 steps)")
     parser.add_argument("--eval-data", metavar="DIR", help="labelled dataset for parity (default: the calibration "
                                                           "set's held-out frames)")
     parser.add_argument("--eval-split", metavar="NAME", help="--eval-data split (default val)")
@@ -56,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _OPTION_FIELDS = ("io_dtype", "output", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
-                  "input_size", "calib_count", "calib_split", "onnx_calib", "onnx_calib_percentile", "eval_split",
+                  "input_size", "calib_count", "calib_split", "onnx_calib", "onnx_calib_percentile", "equalize", "eval_split",
                   "parity_frames", "seed", "unsafe_load")
 
 
