@@ -98,15 +98,13 @@ def demo_model(work: Path, given: str | None, data: str | None, log: Callable[[s
         log(f"synthesising {count} training scenes at {size[0]}x{size[1]} (+ {count // 8} val, 32 test)")
         write_synth_dataset(dataset, SynthConfig(count=count, size=size, seed=seed, val_count=count // 8,
                                                  test_count=32), progress=False)
-    from segnet_edge.demo import INDEX_MARGIN
     from segnet_edge.train import TrainConfig, train
 
     started = time.perf_counter()
     log(f"training the demo SegNet (alpha {alpha}, {size[0]}x{size[1]}) for {epochs} epochs")
     result = train(TrainConfig(data=str(dataset), out=str(work / "demo_train"), arch="segnet", alpha=alpha,
                                input_size=size, epochs=epochs, batch_size=8, optimizer="adam", lr=0.003,
-                               lr_schedule="cosine", weight_decay=0.0, seed=seed, verbose=0,
-                               index_margin=float(INDEX_MARGIN)))
+                               lr_schedule="cosine", weight_decay=0.0, seed=seed, verbose=0))
     log(f"demo model trained in {time.perf_counter() - started:.0f} s (validation mIoU {100 * result.best_miou:.1f})")
     return Path(result.best_path), dataset
 

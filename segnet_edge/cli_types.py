@@ -50,17 +50,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (loss weights, where 0 turns the term off)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {text!r})") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {text!r})")
-    return value
-
-
 def _int(text: str) -> int:
     try:
         return int(str(text).strip())

@@ -21,10 +21,6 @@ from segnet_edge.cli import main as cli
 #: between classes (top-1 probability ~0.5), and such a model's argmax flips under int8 noise.
 SIZE = "96x128"
 ALPHA = "0.25"
-#: int8-ready training: the pooling-index margin loss (layers.MaxPoolingWithArgmax2D); measured on two
-#: seeds of this demo model, +0.3 and +0.9 points of int8 TFLite agreement with Keras, mIoU unchanged
-#: (0.3 and 1.0 cost mIoU and agreement).
-INDEX_MARGIN = "0.1"
 #: The scenes are built so colour alone fails; a SegNet that does not clearly beat it has learnt nothing.
 MIN_BASELINE_RATIO = 1.5
 
@@ -59,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         step("synthesise street scenes", "synth", str(data), "--count", args.count, "--size", SIZE, "--seed", "0")
     step("train SegNet (alpha 0.25)", "train", "--data", str(data), "--out", str(run), "--arch", "segnet",
          "--alpha", ALPHA, "--input-size", SIZE, "--epochs", args.epochs, "--optimizer", "adam", "--lr", "0.002", "--lr-schedule", "cosine", "--no-class-balancing",
-         "--batch-size", "8", "--index-margin", INDEX_MARGIN)
+         "--batch-size", "8")
     step("evaluate on held-out scenes, beside a colour-only classifier", "evaluate", str(model), "--data", str(data),
          "--split", "test", "--colour-baseline", "--json", str(out / "evaluate.json"),
          "--png", str(out / "confusion.png"))

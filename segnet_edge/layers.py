@@ -37,20 +37,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     """2x2/stride-2 max pooling that also returns the argmax position in each window.
 
     Returns `[pooled, indices]`; indices are int32 in 0..3. Odd sizes pool in ceil mode.
-
-    `index_margin` (training only; 0 = off) adds a loss that keeps each window's winner at least
-    two int8 steps (one step: the batch maximum / 255) above its runner-up. int8 rounding turns
-    closer calls into exact ties that the runtime breaks by position, and the decoder then puts the
-    value one pixel off: on the demo model those index flips are ~90% of int8's disagreement with
-    float (convert's report measures it). Windows whose maximum is below one step are left alone:
-    their value is ~0 wherever the index puts it.
     """
 
-    def __init__(self, index_margin: float = 0.0, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if not index_margin >= 0:
-            raise ValueError(f"index_margin must be >= 0, got {index_margin}")
-        self.index_margin = float(index_margin)
 
     def call(self, inputs, training=None):
         _, height, width, channels = inputs.shape
@@ -73,8 +63,6 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             # argmax instead so only the first maximum receives gradient.
             mask = tf.one_hot(indices, 4, axis=1, dtype=blocks.dtype)
             pooled = tf.reduce_sum(blocks * mask, axis=1)
-            if self.index_margin > 0:
-                self.add_loss(self.index_margin * self._near_tie_penalty(blocks))
         else:
             # The same maxima from the runtimes' own pooling kernel: XNNPACK's MAX_POOL_2D, ONNX
             # MaxPool (native NCHW and int8 in ONNX Runtime, where REDUCE_MAX runs in float between
@@ -83,20 +71,6 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         pooled = tf.reshape(pooled, [-1, out_h, out_w, channels])
         indices = tf.reshape(indices, [-1, out_h, out_w, channels])
         return [pooled, indices]
-
-    @staticmethod
-    def _near_tie_penalty(blocks: tf.Tensor) -> tf.Tensor:
-        """Mean over live windows of max(0, 2 - (winner - runner-up) / int8 step)."""
-        top2 = tf.math.top_k(tf.transpose(blocks, [0, 2, 1]), k=2).values
-        step = tf.stop_gradient(tf.reduce_max(blocks)) / 255.0 + 1e-12
-        gap = (top2[..., 0] - top2[..., 1]) / step
-        live = tf.cast(top2[..., 0] > step, blocks.dtype)
-        return tf.reduce_sum(tf.nn.relu(2.0 - gap) * live) / (tf.reduce_sum(live) + 1.0)
-
-    def get_config(self):
-        config = super().get_config()
-        config["index_margin"] = self.index_margin
-        return config
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape

@@ -127,15 +127,6 @@ def make_schedule(name: str, lr: float, total_steps: int):
     raise UsageError(f"unknown --lr-schedule {name!r}; use one of {', '.join(LR_SCHEDULES)}")
 
 
-def set_index_margin(model, weight: float) -> None:
-    """The pooling layers' int8 index-margin loss weight (0: off), set before the model is compiled."""
-    from segnet_edge.layers import MaxPoolingWithArgmax2D
-
-    for layer in model.layers:
-        if isinstance(layer, MaxPoolingWithArgmax2D):
-            layer.index_margin = float(weight)
-
-
 def make_optimizer(name: str, lr, momentum: float, weight_decay: float):
     decay = weight_decay or None
     if name == "sgd":
@@ -272,8 +263,6 @@ def train(config: TrainConfig) -> TrainResult:
         raise UsageError("--freeze-encoder needs --vgg-weights (freezing a random encoder is pointless)")
     from segnet_edge.models import ARCHITECTURES, check_input_size
 
-    if not config.index_margin >= 0:
-        raise UsageError(f"--index-margin must be a number >= 0 (got {config.index_margin})")
     if config.arch not in ARCHITECTURES:
         raise UsageError(f"unknown --arch {config.arch!r}; use one of {', '.join(ARCHITECTURES)}")
     check_input_size(tuple(config.input_size), 5 if config.arch == "segnet" else 4)
@@ -288,7 +277,6 @@ def train(config: TrainConfig) -> TrainResult:
     total_steps = config.epochs * -(-len(data.train) // config.batch_size)
     with strategy.scope():
         model = build_model(model_config)
-        set_index_margin(model, config.index_margin)
         if config.vgg_weights:
             from segnet_edge.vgg_init import load_vgg16_encoder
 

@@ -37,7 +37,6 @@ class TrainConfig:
     on_bad_sample: str = "fail"
     val_split: str = "val"
     unpool_mode: str = "onehot"
-    index_margin: float = 0.0  # weight of the int8 index-margin loss (layers.MaxPoolingWithArgmax2D)
     verbose: int = 1
 
     def to_json(self) -> dict:

@@ -122,50 +122,12 @@ def test_unpool_rejects_an_output_size_that_does_not_match():
         MaxUnpooling2D((9, 4))([pooled, index])
 
 
-def _windows(top: float, runner_up: float, count: int = 64) -> np.ndarray:
-    """(1, 2, 2 * count, 1): every 2x2 window holds `top` at position 1 and `runner_up` at position 3."""
-    x = np.zeros((1, 2, 2 * count, 1), np.float32)
-    x[0, 0, 1::2, 0] = top
-    x[0, 1, 1::2, 0] = runner_up
-    return x
-
-
-def test_index_margin_loss_pushes_near_ties_apart_in_training_only():
-    step = 10.0 / 255  # the batch maximum is 10: one int8 step
-    layer = MaxPoolingWithArgmax2D(index_margin=0.5)
-    near = tf.constant(_windows(10.0, 10.0 - 0.5 * step))  # half a step apart: penalty 2 - 0.5 per window
-    with tf.GradientTape() as tape:
-        tape.watch(near)
-        layer(near, training=True)
-        loss = tf.add_n(layer.losses)
-    np.testing.assert_allclose(loss.numpy(), 0.5 * 1.5 * 64 / 65, rtol=1e-4)
-    grad = tape.gradient(loss, near).numpy()
-    assert np.all(grad[0, 0, 1::2, 0] < 0) and np.all(grad[0, 1, 1::2, 0] > 0)  # descent widens the gap
-    far = _windows(10.0, 10.0 - 3 * step)  # three steps apart: no penalty
-    layer(far, training=True)
-    assert float(tf.add_n(layer.losses)) == 0.0
-    quiet = _windows(0.03, 0.029)  # below one step of the batch maximum: ~0 wherever the index puts it
-    quiet[0, 0, 1, 0], quiet[0, 1, 1, 0] = 10.0, 0.0  # the one live window, far apart
-    layer(quiet, training=True)
-    assert float(tf.add_n(layer.losses)) == 0.0
-    layer(near, training=False)
-    assert not layer.losses  # inference adds nothing
-    off = MaxPoolingWithArgmax2D()  # off by default
-    off(near, training=True)
-    assert not off.losses
-
-
 def test_layers_serialise_through_get_config():
     layer = MaxUnpooling2D((23, 30), mode="select", name="u")
     clone = MaxUnpooling2D.from_config(layer.get_config())
     assert clone.output_size == (23, 30) and clone.mode == "select"
     with pytest.raises(ValueError, match="unknown unpool mode"):
         MaxUnpooling2D(mode="scatter")
-    pool = MaxPoolingWithArgmax2D.from_config(MaxPoolingWithArgmax2D(index_margin=0.3).get_config())
-    assert pool.index_margin == 0.3
-    assert MaxPoolingWithArgmax2D.from_config({"name": "old", "trainable": True}).index_margin == 0.0
-    with pytest.raises(ValueError, match="index_margin"):
-        MaxPoolingWithArgmax2D(index_margin=-1)
 
 
 def _pool_unpool_model(size=(10, 14), channels=4, mode="onehot"):

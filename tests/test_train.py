@@ -22,7 +22,7 @@ SMALL = dict(arch="segnet", alpha=0.125, input_size=(48, 64), batch_size=4, opti
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, camvid_sample):
     out = tmp_path_factory.mktemp("run")
-    result = train(TrainConfig(data=str(camvid_sample), out=str(out), epochs=2, index_margin=0.1, **SMALL))
+    result = train(TrainConfig(data=str(camvid_sample), out=str(out), epochs=2, **SMALL))
     return out, result
 
 
@@ -35,9 +35,6 @@ def test_training_writes_a_loadable_best_checkpoint_and_a_log(trained, camvid_sa
     meta = read_metadata(out / "best.h5")
     assert meta.ignore_label == 11 and meta.class_names[0] == "Sky" and meta.input_size == (48, 64)
     assert tuple(model.output.shape) == (None, 48, 64, 11)
-    pools = [layer for layer in model.layers if layer.__class__.__name__ == "MaxPoolingWithArgmax2D"]
-    assert len(pools) == 5 and all(layer.index_margin == 0.1 for layer in pools)  # the int8 index-margin loss
-    assert json.loads((out / "train_config.json").read_text())["index_margin"] == 0.1
     with open(out / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1"] and "val_miou" in rows[0] and "loss" in rows[0]
@@ -80,7 +77,6 @@ def test_evaluate_and_train_bad_input_is_one_line_exit_2(trained, camvid_sample,
     assert_usage_error(run_cli("train", "--data", camvid_sample, "--input-size", "16x64", "--out", tmp_path / "o"),
                        "too small")
     assert_usage_error(run_cli("train", "--data", camvid_sample, "--input-size", "big"), "HEIGHTxWIDTH")
-    assert_usage_error(run_cli("train", "--data", camvid_sample, "--index-margin", "-1"), "must be a number >= 0")
     assert_usage_error(run_cli("train", "--data", camvid_sample, "--ignore-label", "255", "--input-size", "48x64",
                                "--out", tmp_path / "o2"), "--ignore-label 11")
     assert not (tmp_path / "o2" / "best.h5").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from segnet_edge.cli_types import non_negative_float, parse_size, positive_float, positive_int
+from segnet_edge.cli_types import parse_size, positive_float, positive_int
 
 HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by validation mIoU)"
 
@@ -44,10 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tf.distribute strategy for several GPUs or machines")
     parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
     parser.add_argument("--val-split", default=d.val_split)
-    parser.add_argument("--index-margin", type=non_negative_float, default=d.index_margin, metavar="W",
-                        help="int8-ready training: weight of a loss keeping each pooling window's winner two "
-                             "int8 steps above its runner-up, so int8 rounding moves fewer indices (0: off, the "
-                             "authors' recipe; the demo uses 0.1)")
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=d.verbose)
 
 
