@@ -39,7 +39,7 @@ def test_equalized_model_is_the_same_function_with_even_channel_peaks(trained_mo
     inputs = _frames(calib_npz)
     twin, done = equalize_activations(model, inputs)
     assert done is not None and done.layers == 25  # every conv+BN+ReLU: 13 encoder (pool5 -> unpool5 too), 12 decoder
-    assert done.max_abs_change < 1e-4 and 1.0 < done.median_scale <= done.max_scale <= 16.0
+    assert done.max_abs_change < 1e-4 and done.argmax_agreement == 1.0 and 1.0 < done.median_scale <= done.max_scale <= 16.0
     np.testing.assert_allclose(twin.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-4)
     before, after = _peak_spread(model, inputs), _peak_spread(twin, inputs)
     assert all(a <= b + 1e-3 for a, b in zip(after, before))
