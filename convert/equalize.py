@@ -78,6 +78,18 @@ def _convs_reading(name: str, readers, depth: int = 0) -> list[str] | None:
     return found or None
 
 
+def _channel_peaks(probe, inputs: np.ndarray) -> list[np.ndarray]:
+    """Per output of `probe`, each channel's maximum over `inputs`, one frame at a time: a full-size
+    SegNet's 25 activations take ~250 MB per frame, so they are never held for all frames at once."""
+    peaks: list[np.ndarray] | None = None
+    for frame in inputs:
+        outputs = probe(frame[None], training=False)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        frame_peaks = [np.asarray(o).reshape(-1, o.shape[-1]).max(axis=0) for o in outputs]
+        peaks = frame_peaks if peaks is None else [np.maximum(a, b) for a, b in zip(peaks, frame_peaks)]
+    return peaks or []
+
+
 def equalize_activations(model, inputs: np.ndarray, max_scale: float = 16.0):
     """A copy of `model` with equalized activation ranges, and what was done. `inputs`: preprocessed frames."""
     from segnet_edge._tf import keras
@@ -99,12 +111,9 @@ def equalize_activations(model, inputs: np.ndarray, max_scale: float = 16.0):
         return model, None
     twin = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
     twin.set_weights(model.get_weights())
-    probe = keras.Model(model.input, [model.get_layer(relu).output for relu, _, _ in plan])
-    peaks = probe.predict(inputs, batch_size=1, verbose=0)
-    peaks = peaks if isinstance(peaks, list) else [peaks]
+    peaks = _channel_peaks(keras.Model(model.input, [model.get_layer(relu).output for relu, _, _ in plan]), inputs)
     scales = []
-    for (_, bn_name, convs), activation in zip(plan, peaks):
-        peak = activation.reshape(-1, activation.shape[-1]).max(axis=0)
+    for (_, bn_name, convs), peak in zip(plan, peaks):
         scale = np.where(peak > 0, np.clip(peak.max() / np.maximum(peak, 1e-12), 1.0, max_scale), 1.0)
         scale = scale.astype(np.float32)
         bn = twin.get_layer(bn_name)
