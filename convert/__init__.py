@@ -224,7 +224,8 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
             from segnet_edge.convert.index_share import measure_index_share
 
             log(f"{fmt.name}: pooling-index share of the disagreement")
-            report.index_share = measure_index_share(ctx.keras_model(), result.path, frames.inputs, result.metadata)
+            report.index_share = measure_index_share(ctx.keras_model(), result.path, frames.inputs, result.metadata,
+                                                     reference)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
     if reference_report is not None:

@@ -81,8 +81,10 @@ def _interpreter_indices(tflite_path: Path, inputs: np.ndarray, metadata) -> tup
     return np.concatenate(outputs), indices
 
 
-def measure_index_share(keras_model, tflite_path: Path, inputs: np.ndarray, metadata) -> IndexShare | None:
-    """None where it does not apply: no argmax pooling in the model, or not one ARG_MAX per pooling layer."""
+def measure_index_share(keras_model, tflite_path: Path, inputs: np.ndarray, metadata,
+                        reference: np.ndarray | None = None) -> IndexShare | None:
+    """None where it does not apply: no argmax pooling in the model, or not one ARG_MAX per pooling layer.
+    `reference`: the Keras model's probabilities on `inputs`, when the caller has them already."""
     import warnings
 
     from segnet_edge._tf import keras
@@ -110,7 +112,9 @@ def measure_index_share(keras_model, tflite_path: Path, inputs: np.ndarray, meta
         if layer.weights and not isinstance(layer, fixed_cls):
             layer.set_weights(keras_model.get_layer(layer.name).get_weights())
     probe = keras.Model(keras_model.input, [layer.output[1] for layer in pools])
-    reference = keras_model.predict(inputs, batch_size=1, verbose=0).argmax(-1)
+    if reference is None:
+        reference = keras_model.predict(inputs, batch_size=1, verbose=0)
+    reference = reference.argmax(-1)
     float_indices = probe.predict(inputs, batch_size=1, verbose=0)
     twin_pools = [twin.get_layer(layer.name) for layer in pools]
     differ = np.zeros(len(pools))
