@@ -97,16 +97,15 @@ def equalize_activations(model, inputs: np.ndarray, max_scale: float = 16.0):
 
     config = model.get_config()
     readers = _readers(config)
-    names = {layer["name"]: _class(layer) for layer in config["layers"]}
-    plan = []
-    for name, kind in names.items():
-        if kind != "ReLU" or not name.endswith("_relu") or names.get(name[:-len("_relu")] + "_bn") != \
-                "BatchNormalization":
+    layers = {layer["name"]: layer for layer in config["layers"]}
+    plan = []  # (ReLU, its BN, the convs reading it): models.py names a block X, X_bn, X_relu
+    for name, layer in layers.items():
+        bn = layers.get(name.removesuffix("_relu") + "_bn")
+        if _class(layer) != "ReLU" or not name.endswith("_relu") or bn is None or _class(bn) != "BatchNormalization":
             continue
-        bn_config = next(layer["config"] for layer in config["layers"] if layer["name"] == name[:-len("_relu")] + "_bn")
         convs = _convs_reading(name, readers)
-        if convs and bn_config.get("center", True) and bn_config.get("scale", True):
-            plan.append((name, name[:-len("_relu")] + "_bn", convs))
+        if convs and bn["config"].get("center", True) and bn["config"].get("scale", True):
+            plan.append((name, bn["name"], convs))
     if not plan:
         return model, None
     twin = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
