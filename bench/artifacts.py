@@ -25,10 +25,13 @@ DEMO_MODEL = REPO / "demo_out" / "train" / "best.h5"
 DEMO_DATA = REPO / "demo_out" / "data"
 
 #: Formats on the table, in its order (TensorRT needs a GPU: not on this CPU's table).
-FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8")
+FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8", "ort-fp32", "ort-int8")
 LABELS = {"tflite-fp32": "TFLite fp32", "tflite-fp16": "TFLite fp16", "tflite-int8": "TFLite int8",
-          "onnx-fp32": "ORT fp32", "onnx-int8": "ORT QDQ int8"}
-RUNTIME = {"tflite": "litert", "onnx": "onnxruntime"}
+          "onnx-fp32": "ORT fp32", "onnx-int8": "ORT QDQ int8",
+          "ort-fp32": "ORT fp32, MaxUnpool", "ort-int8": "ORT QDQ uint8, MaxUnpool"}
+RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "ort": "onnxruntime"}
+#: Formats that are another graph for the same runtime and precision (the pooling goal takes the best).
+SAME_RUNTIME = {"ort-fp32": "onnx-fp32", "ort-int8": "onnx-int8"}
 
 
 @dataclass
@@ -151,10 +154,10 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
         else:
             if not float_onnx.is_file():
                 onnx.save(export_graph(model, tuple(metadata.input_size), 1, 17), str(float_onnx))
-            if precision == "int8":
+            if precision == "int8":  # "ort": the same plain graph, with ONNX Runtime's uint8 activations
                 defaults = ConvertOptions()  # the same activation ranges `segnet-edge convert` picks
                 quantize_qdq(float_onnx, path, CalibrationReader(calib, metadata.normalization, INPUT_NAME, 1),
-                             defaults.onnx_calib, defaults.onnx_calib_percentile)
+                             defaults.onnx_calib, defaults.onnx_calib_percentile, for_tensorrt=family == "onnx")
                 proto = onnx.load(str(path))
             else:
                 proto = onnx.load(str(float_onnx))

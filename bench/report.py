@@ -158,6 +158,11 @@ class PoolingRow:
     plain_ms: float | None
     tf_argmax_ms: float | None = None  # Keras only
     note: str = ""
+    runtime_group: str = ""  # rows of one runtime and precision in other graph forms share it; "" = runtime
+
+    @property
+    def group(self) -> str:
+        return self.runtime_group or self.runtime
 
     @property
     def overhead(self) -> float | None:

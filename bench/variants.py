@@ -61,38 +61,10 @@ def index_memory(model) -> IndexMemory:
 def _layers():
     """The replacement layer classes, defined lazily so importing this module needs no TensorFlow."""
     from segnet_edge._tf import keras, tf
+    from segnet_edge.convert.ort_pooling import stand_in_layers
 
-    class PlainPool2D(keras.layers.Layer):
-        """2x2 max pooling (ceil mode via SAME padding); returns the pooled map twice so the unpooling
-        layer's call signature is unchanged. Nothing reads the second copy: no index is computed."""
-
-        def call(self, inputs):
-            pooled = tf.nn.max_pool2d(inputs, 2, 2, "SAME")
-            return [pooled, pooled]
-
-        def compute_output_shape(self, input_shape):
-            n, h, w, c = input_shape
-            shape = tf.TensorShape((n, (h + 1) // 2, (w + 1) // 2, c))
-            return [shape, shape]
-
-        def compute_mask(self, inputs, mask=None):
-            return [None, None]
-
-    class NearestUpsample2D(keras.layers.Layer):
-        """2x nearest-neighbour upsampling, cropped to the pre-pooling size; ignores the indices."""
-
-        def __init__(self, output_size=None, **kwargs):
-            super().__init__(**kwargs)
-            self.output_size = output_size
-
-        def call(self, inputs):
-            values, _ = inputs
-            _, h, w, _ = values.shape
-            out = tf.image.resize(values, (2 * h, 2 * w), method="nearest")  # what keras UpSampling2D does
-            target_h, target_w = self.output_size or (2 * h, 2 * w)
-            if (target_h, target_w) != (2 * h, 2 * w):
-                out = out[:, :target_h, :target_w, :]
-            return out
+    # the stand-ins `convert` exports ONNX Runtime's MaxPool(Indices) + MaxUnpool graph from
+    PlainPool2D, NearestUpsample2D = stand_in_layers()
 
     class TfArgmaxPool2D(keras.layers.Layer):
         """The common SegNet layer: `tf.nn.max_pool_with_argmax`, flat int64 indices (batch included)."""

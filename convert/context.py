@@ -141,14 +141,19 @@ class ExportContext:
         return self._keras[key]
 
     def float_onnx(self, unpool_mode: str) -> Path:
-        """A float ONNX graph (no metadata) in staging, exported once per unpool mode."""
+        """A float ONNX graph (no metadata) in staging, exported once per unpool mode (or "maxunpool")."""
         if unpool_mode not in self._onnx:
             import onnx
 
             from segnet_edge.convert.onnx import export_graph
+            from segnet_edge.convert.ort_pooling import ORT_UNPOOL_MODE, export_ort_graph
 
-            proto = export_graph(self.float_keras(unpool_mode), self.input_size, self.options.batch,
-                                 self.options.onnx_opset)
+            if unpool_mode == ORT_UNPOOL_MODE:  # ONNX Runtime's MaxPool indices + MaxUnpool, built from any form
+                proto = export_ort_graph(self.float_keras("select"), self.input_size, self.options.batch,
+                                         self.options.onnx_opset)
+            else:
+                proto = export_graph(self.float_keras(unpool_mode), self.input_size, self.options.batch,
+                                     self.options.onnx_opset)
             path = self.staging / f".float-{unpool_mode}.onnx"
             onnx.save(proto, str(path))
             self._onnx[unpool_mode] = path

@@ -64,11 +64,16 @@ def op_set(proto) -> list[str]:
     return sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in proto.graph.node})
 
 
-def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float) -> None:
-    """ONNX Runtime static quantization to symmetric, per-channel QDQ int8 that TensorRT can build."""
+def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float,
+                 for_tensorrt: bool = True) -> None:
+    """ONNX Runtime static quantization to per-channel QDQ int8.
+
+    for_tensorrt: symmetric int8 activations (TensorRT takes zero point 0 only), which keep 7 bits
+    after a ReLU; otherwise ONNX Runtime's own choice, asymmetric uint8 activations with all 8 bits.
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+    extra = {"ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
 
@@ -77,7 +82,7 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
             str(float_path), str(out_path), reader,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.Percentile if method == "percentile" else CalibrationMethod.MinMax,
             extra_options=extra,
@@ -94,9 +99,6 @@ def _static_shape_check(proto, batch: int) -> Check:
 def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     import onnx
 
-    from segnet_edge.atomic import atomic_path
-    from segnet_edge.device.artifact_metadata import embed_onnx_metadata
-
     availability = available()
     if not availability.ok:
         return ExportResult(skipped=availability.reason)
@@ -109,34 +111,53 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     elif not fmt.is_int8:
         proto = onnx.load(str(ctx.float_onnx(mode)))
     else:
-        from segnet_edge.calibration.onnxruntime import CalibrationReader
         from segnet_edge.convert.registry import unpool_mode
 
         if ctx.qat:  # quantized afresh from the QAT-trained weights: see context.float_twin
             mode = unpool_mode(fmt, options.trt_version)
             notes.append("QAT-trained weights, symmetric int8 ranges calibrated here: TensorRT takes zero-point-0 "
                          "int8 only and tfmot's fake-quant ranges are asymmetric uint8")
-        calib = ctx.need_calibration(fmt.name)
-        reader = CalibrationReader(calib, ctx.metadata.normalization, INPUT_NAME, options.batch)
-        quantized = ctx.staging / f".quantized-{mode}.onnx"
-        quantize_qdq(ctx.float_onnx(mode), quantized, reader, options.onnx_calib, options.onnx_calib_percentile)
-        proto = onnx.load(str(quantized))
-        quantized.unlink()
-        method = (f"percentile {options.onnx_calib_percentile:g}" if options.onnx_calib == "percentile"
-                  else "min/max")
-        notes.append(f"calibrated on {reader.batches_read} batch(es) of {options.batch} ({method} activation "
-                     "ranges, symmetric)")
-    metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
-    embed_onnx_metadata(proto, metadata)
+        proto, note = calibrated_qdq(ctx, fmt, mode)
+        notes.append(note)
     support = support_for(options.trt_version)
     problems = check_onnx_for_tensorrt(proto, options.trt_version)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    checks = [
-        _static_shape_check(proto, options.batch),
-        Check(f"TensorRT {support.label} parser", not problems,
-              "; ".join(problems) if problems else f"opset {opset}, every op supported ({support.source})"),
-    ]
+    parser = Check(f"TensorRT {support.label} parser", not problems,
+                   "; ".join(problems) if problems else f"opset {opset}, every op supported ({support.source})")
+    return write_artifact(ctx, fmt, proto, mode, notes, [parser])
+
+
+def calibrated_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str, for_tensorrt: bool = True):
+    """(QDQ graph of the float `mode` graph, calibrated on the shared set; the report's note on how)."""
+    import onnx
+
+    from segnet_edge.calibration.onnxruntime import CalibrationReader
+
+    options = ctx.options
+    reader = CalibrationReader(ctx.need_calibration(fmt.name), ctx.metadata.normalization, INPUT_NAME, options.batch)
+    quantized = ctx.staging / f".quantized-{fmt.name}.onnx"
+    quantize_qdq(ctx.float_onnx(mode), quantized, reader, options.onnx_calib, options.onnx_calib_percentile,
+                 for_tensorrt)
+    proto = onnx.load(str(quantized))
+    quantized.unlink()
+    method = f"percentile {options.onnx_calib_percentile:g}" if options.onnx_calib == "percentile" else "min/max"
+    kind = "symmetric int8" if for_tensorrt else "asymmetric uint8"
+    return proto, (f"calibrated on {reader.batches_read} batch(es) of {options.batch} ({method} activation ranges, "
+                   f"{kind})")
+
+
+def write_artifact(ctx: ExportContext, fmt: ExportFormat, proto, mode: str, notes: list[str],
+                   checks: list[Check]) -> ExportResult:
+    """Embed the metadata, check the static shape and stage `proto` as `fmt`'s artifact."""
+    import onnx
+
+    from segnet_edge.atomic import atomic_path
+    from segnet_edge.device.artifact_metadata import embed_onnx_metadata
+
+    metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
+    embed_onnx_metadata(proto, metadata)
     path = ctx.staging / fmt.artifact
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
-    return ExportResult(path=path, metadata=metadata, ops=op_set(proto), unpool_mode=mode, checks=checks, notes=notes)
+    return ExportResult(path=path, metadata=metadata, ops=op_set(proto), unpool_mode=mode,
+                        checks=[_static_shape_check(proto, ctx.options.batch), *checks], notes=notes)

@@ -2,7 +2,7 @@
 
 One table that `convert_model`, the CLI (`--formats`, `--list-formats`) and the docs
 read. A format's code is the module named by its `family` (convert/tflite.py,
-convert/onnx.py, convert/tensorrt.py), each exposing `available()` and
+convert/onnx.py, convert/ort.py, convert/tensorrt.py), each exposing `available()` and
 `export(ctx, fmt)`; modules are imported only when a format is used, so listing
 formats costs no TensorFlow.
 """
@@ -70,6 +70,14 @@ _FORMATS = (
     ExportFormat("onnx-int8", "model_int8.onnx", "onnx", "int8", "onnxruntime",
                  "ONNX QDQ int8 (symmetric, per-channel) for ONNX Runtime and TensorRT explicit quantization",
                  "select"),
+    # ONNX Runtime only: MaxPool's Indices output + MaxUnpool are its native kernels (a few % over plain
+    # pooling where the portable index ops cost 20-30%, convert/ort_pooling.py), but TensorRT parses neither,
+    # and with no TensorRT to serve the QDQ graph keeps ONNX Runtime's asymmetric uint8 activations.
+    ExportFormat("ort-fp32", "model_ort.onnx", "ort", "fp32", "onnxruntime",
+                 "ONNX float32 for ONNX Runtime only: native MaxPool indices + MaxUnpool", "maxunpool"),
+    ExportFormat("ort-int8", "model_ort_int8.onnx", "ort", "int8", "onnxruntime",
+                 "ONNX QDQ int8 for ONNX Runtime only: uint8 activations, MaxPool indices + MaxUnpool",
+                 "maxunpool"),
     ExportFormat("trt-fp16", "model_fp16.engine", "tensorrt", "fp16", "tensorrt",
                  "TensorRT engine, fp16, built from model.onnx", None, needs=("onnx-fp32",)),
     ExportFormat("trt-int8", "model_int8.engine", "tensorrt", "int8", "tensorrt",
@@ -84,6 +92,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(FORMATS),
     "tflite": tuple(f.name for f in _FORMATS if f.family == "tflite"),
     "onnx": tuple(f.name for f in _FORMATS if f.family == "onnx"),
+    "ort": tuple(f.name for f in _FORMATS if f.family == "ort"),
     "tensorrt": tuple(f.name for f in _FORMATS if f.family == "tensorrt"),
     "int8": tuple(f.name for f in _FORMATS if f.is_int8),
 }

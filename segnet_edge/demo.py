@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step("calibration set shared by every int8 exporter", "calibrate", "--source", str(data), "--size", SIZE,
          "--count", "100", "--out", str(calib))
-    missed = step("convert: TFLite fp32/fp16/int8, ONNX fp32/QDQ int8, parity vs Keras", "convert", str(model),
+    missed = step("convert: TFLite fp32/fp16/int8, ONNX fp32/QDQ int8 (+ ONNX Runtime-only MaxUnpool graphs), "
+                  "parity vs Keras", "convert", str(model),
                   "--calib", str(calib), "--eval-data", str(data), "--eval-split", "test", "--out", str(export),
                   missed_targets_ok=True)
     step("prune 50% of the weights, fine-tune", "prune", str(model), "--data", str(data), "--sparsity", "0.5",
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--out", str(out / "export_pruned_qat"), missed_targets_ok=True)
     step("profile fp32 vs int8 on the device runtime (no TensorFlow in the loop)", "profile",
          str(export / "model_fp32.tflite"), str(export / "model_int8.tflite"), str(export / "model_int8.onnx"),
+         str(export / "model_ort_int8.onnx"),
          str(out / "export_pruned_qat" / "model_int8.tflite"), "--frames", "120", "--warmup", "10",
          "--out", str(out / "profile"))
     if missed:

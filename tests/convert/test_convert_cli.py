@@ -14,7 +14,7 @@ import pytest
 
 from tests.convert.conftest import CLASSES, INPUT_SIZE, VAL_FRAMES, scenes
 
-BUILT = ("tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8")
+BUILT = ("tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8", "ort-fp32", "ort-int8")
 ENGINES = ("trt-fp16", "trt-int8")
 
 

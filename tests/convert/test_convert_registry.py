@@ -23,7 +23,8 @@ def test_groups_lists_and_dependencies():
     assert names(resolve_formats(["onnx-int8,tflite-fp32"])) == ["tflite-fp32", "onnx-int8"]
     assert names(resolve_formats(["trt-fp16"])) == ["onnx-fp32", "trt-fp16"]
     assert names(resolve_formats(["trt-int8"])) == ["onnx-fp32", "onnx-int8", "trt-int8"]
-    assert names(resolve_formats(["int8"])) == ["tflite-int8", "onnx-fp32", "onnx-int8", "trt-int8"]
+    assert names(resolve_formats(["int8"])) == ["tflite-int8", "onnx-fp32", "onnx-int8", "ort-int8", "trt-int8"]
+    assert names(resolve_formats(["ort"])) == ["ort-fp32", "ort-int8"]
     assert GROUPS["trt"] == GROUPS["tensorrt"]
 
 
