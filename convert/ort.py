@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from segnet_edge.convert.context import ExportContext, ExportResult
 from segnet_edge.convert.onnx import available, calibrated_qdq, write_artifact
-from segnet_edge.convert.ort_pooling import ORT_UNPOOL_MODE
+from segnet_edge.convert.ort_pooling import ORT_UNPOOL_MODE, pool_quantized_values
 from segnet_edge.convert.registry import ExportFormat
 
 __all__ = ["available", "export"]
@@ -32,6 +32,8 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     if fmt.is_int8:
         proto, note = calibrated_qdq(ctx, fmt, ORT_UNPOOL_MODE, for_tensorrt=False)
         notes.append(note)
+        pooled = pool_quantized_values(proto)
+        notes.append(f"{pooled} index-recording MaxPool(s) read the uint8 tensor directly (no float round trip)")
     else:
         proto = onnx.load(str(ctx.float_onnx(ORT_UNPOOL_MODE)))
     return write_artifact(ctx, fmt, proto, ORT_UNPOOL_MODE, notes, [])

@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from segnet_edge.convert.onnx import export_graph
+from segnet_edge.convert.onnx import export_graph, quantize_qdq
 from segnet_edge.convert.ort_pooling import (
     PoolingRewriteError,
     export_ort_graph,
+    pool_quantized_values,
     pooling_pairs,
     rewrite_pooling,
     with_stand_in_pooling,
@@ -54,6 +55,8 @@ def test_same_function_as_the_portable_graph_at_an_odd_size(random_segnet):
     assert ops["MaxUnpool"] == 5 and ops["MaxPool"] == 5 and ops["Pad"] >= 1
     assert not {"ArgMax", "SpaceToDepth", "DepthToSpace", "Resize"} & set(ops)
     assert all(len(n.output) == 2 for n in ort_graph.graph.node if n.op_type == "MaxPool")
+    last = ort_graph.graph.node[-1]  # the softmax runs over the contiguous last axis, after the NHWC transpose
+    assert last.op_type == "Softmax" and last.attribute[0].i == 3 and last.output[0] == "probabilities"
     # the portable graph (SpaceToDepth + ArgMax, Equal/Where + DepthToSpace) runs in the same runtime:
     # identical kernels for everything else, so any misplaced index would change the probabilities
     portable = run_onnx(export_graph(random_segnet, ODD_SIZE, 1, 17), x)
@@ -64,6 +67,29 @@ def test_same_function_as_the_portable_graph_at_an_odd_size(random_segnet):
     # and plain pooling (what the graph is made from) is a different function: the test can tell
     plain = run_onnx(export_graph(with_stand_in_pooling(random_segnet), ODD_SIZE, 1, 17), x)
     assert np.abs(plain - portable).max() > 0.05
+
+
+def test_int8_pooling_on_the_uint8_codes_changes_nothing(random_segnet, tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(5)
+            self.frames = iter([{"image": rng.normal(0, 60, (1, *ODD_SIZE, 3)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.frames, None)
+
+    onnx.save(export_ort_graph(random_segnet, ODD_SIZE, 1, 17), str(tmp_path / "float.onnx"))
+    quantize_qdq(tmp_path / "float.onnx", tmp_path / "qdq.onnx", Frames(), "minmax", 99.99, for_tensorrt=False)
+    qdq = onnx.load(str(tmp_path / "qdq.onnx"))
+    x = np.random.default_rng(6).normal(0, 60, (2, *ODD_SIZE, 3)).astype(np.float32)
+    before = run_onnx(qdq, x)
+    assert pool_quantized_values(qdq) == 5
+    producers = {name: n.op_type for n in qdq.graph.node for name in n.output}
+    assert {producers[n.input[0]] for n in qdq.graph.node if n.op_type == "MaxPool"} <= {"QuantizeLinear", "Pad"}
+    np.testing.assert_array_equal(run_onnx(qdq, x), before)  # a max and its position are the same on the codes
+    assert pool_quantized_values(qdq) == 0  # nothing left to rewire
 
 
 def test_tensorrt_would_refuse_it(random_segnet):
@@ -108,5 +134,6 @@ def test_converted_artifacts_pass_and_say_they_are_for_onnx_runtime(converted):
     inits = {init.name: init for init in qdq.graph.initializer}
     activations = [inits[n.input[2]] for n in qdq.graph.node if n.op_type == "QuantizeLinear"]  # weights: int8
     assert activations and all(zp.data_type == onnx.TensorProto.UINT8 for zp in activations)
-    assert "asymmetric uint8" in " ".join(converted.artifact("ort-int8")["notes"])
+    notes = " ".join(converted.artifact("ort-int8")["notes"])
+    assert "asymmetric uint8" in notes and "5 index-recording MaxPool(s) read the uint8 tensor directly" in notes
     assert converted.artifact("ort-int8")["parity"]["frames"] == VAL_FRAMES
