@@ -4,7 +4,7 @@
   or a trained model (`--full-model`), exported by `segnet_edge.convert.convert_model`, the same
   call `segnet-edge convert` makes, so the rows are the artifacts users get.
 - The demo model: `--demo-model`, else `demo_out/train/best.h5` when `make demo` has run, else
-  a small SegNet trained here on synthetic scenes; held-out synthetic test frames score it.
+  one trained here by make demo's own recipe; held-out synthetic test frames score it.
 - Pooling-design variants (bench/variants.py) are exported with the exporters' own functions
   (convert_keras, export_graph, quantize_qdq) and the same metadata embedding, because their
   bench-only layers are not meant to be saved as model files.
@@ -84,9 +84,9 @@ def full_size_model(work: Path, size: tuple[int, int], alpha: float, seed: int =
 
 
 def demo_model(work: Path, given: str | None, data: str | None, log: Callable[[str], None],
-               epochs: int = 12, count: int = 160, size: tuple[int, int] = (96, 128), alpha: float = 0.25,
-               seed: int = 0) -> tuple[Path, Path]:
-    """(model file, dataset with a test split): given, `make demo`'s, or trained here on synthetic scenes."""
+               epochs: int = 30) -> tuple[Path, Path]:
+    """(model file, dataset with a test split): given, `make demo`'s, or trained here by make demo's own recipe
+    (`segnet_edge.demo.train_demo_model`), so the demo rows always describe a model of the same kind."""
     if given:
         if not data:
             raise SystemExit("bench: --demo-model needs --demo-data (a dataset with a test split)")
@@ -94,22 +94,15 @@ def demo_model(work: Path, given: str | None, data: str | None, log: Callable[[s
     if DEMO_MODEL.is_file() and (DEMO_DATA / "test.txt").is_file() and not data:
         log(f"demo model: {DEMO_MODEL} (from make demo)")
         return DEMO_MODEL, DEMO_DATA
-    dataset = Path(data) if data else work / "synth"
-    if not (dataset / "train.txt").is_file():
-        from segnet_edge.data.synth import SynthConfig, write_synth_dataset
-
-        log(f"synthesising {count} training scenes at {size[0]}x{size[1]} (+ {count // 8} val, 32 test)")
-        write_synth_dataset(dataset, SynthConfig(count=count, size=size, seed=seed, val_count=count // 8,
-                                                 test_count=32), progress=False)
-    from segnet_edge.train import TrainConfig, train
+    if data:
+        raise SystemExit("bench: --demo-data needs --demo-model (or run make demo first)")
+    from segnet_edge.demo import train_demo_model
 
     started = time.perf_counter()
-    log(f"training the demo SegNet (alpha {alpha}, {size[0]}x{size[1]}) for {epochs} epochs")
-    result = train(TrainConfig(data=str(dataset), out=str(work / "demo_train"), arch="segnet", alpha=alpha,
-                               input_size=size, epochs=epochs, batch_size=8, optimizer="adam", lr=0.003,
-                               lr_schedule="cosine", weight_decay=0.0, seed=seed, verbose=0))
-    log(f"demo model trained in {time.perf_counter() - started:.0f} s (validation mIoU {100 * result.best_miou:.1f})")
-    return Path(result.best_path), dataset
+    log(f"no make demo model: training one by make demo's recipe ({epochs} epochs) in {work / 'demo'}")
+    model, dataset = train_demo_model(work / "demo", epochs=str(epochs))
+    log(f"demo model trained in {time.perf_counter() - started:.0f} s")
+    return model, dataset
 
 
 def convert_all(model: Path, out: Path, calib, log: Callable[[str], None], formats=FORMATS,

@@ -67,7 +67,7 @@ class Settings:
     demo_data: str | None = None
     demo_frames: int = 16
     demo_rounds: int = 30
-    demo_epochs: int = 8
+    demo_epochs: int = 30  # make demo's, when the bench trains its own demo model
     calib_frames: int = 4  # full-size int8 calibration frames (each costs ~10 s in TFLite's calibrator)
     demo_calib_frames: int = 32
     threads: tuple[int, ...] = (1, 2)
@@ -107,7 +107,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--demo-data", help="dataset with a test split for the demo model")
     p.add_argument("--demo-frames", type=int, default=d.demo_frames)
     p.add_argument("--demo-rounds", type=int, default=d.demo_rounds)
-    p.add_argument("--demo-epochs", type=int, default=d.demo_epochs)
+    p.add_argument("--demo-epochs", type=int, default=d.demo_epochs,
+                   help="epochs when no make demo model exists and the bench trains one (make demo's recipe)")
     p.add_argument("--calib-frames", type=int, default=d.calib_frames)
     p.add_argument("--threads", default=",".join(map(str, d.threads)), help="thread counts, comma separated")
     p.add_argument("--no-pooling", action="store_true", help="skip the pooling-design rows")

@@ -38,6 +38,18 @@ def step(title: str, *args: str, missed_targets_ok: bool = False) -> int:
     return code
 
 
+def train_demo_model(out: Path, count: str = "240", epochs: str = "30") -> tuple[Path, Path]:
+    """The demo's scenes and training: (best model, dataset). `make bench` trains its demo model with this
+    too when `make demo` has not run, so both report on a model of the same recipe."""
+    data, run = out / "data", out / "train"
+    if not (data / "train.txt").is_file():
+        step("synthesise street scenes", "synth", str(data), "--count", count, "--size", SIZE, "--seed", "0")
+    step("train SegNet (alpha 0.25)", "train", "--data", str(data), "--out", str(run), "--arch", "segnet",
+         "--alpha", ALPHA, "--input-size", SIZE, "--epochs", epochs, "--optimizer", "adam", "--lr", "0.002", "--lr-schedule", "cosine", "--no-class-balancing",
+         "--batch-size", "8")
+    return run / "best.h5", data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
@@ -51,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     calib, pruned, qat = out / "calib.npz", out / "pruned.h5", out / "pruned_qat.h5"
     started = time.time()
 
-    if not (data / "train.txt").is_file():
-        step("synthesise street scenes", "synth", str(data), "--count", args.count, "--size", SIZE, "--seed", "0")
-    step("train SegNet (alpha 0.25)", "train", "--data", str(data), "--out", str(run), "--arch", "segnet",
-         "--alpha", ALPHA, "--input-size", SIZE, "--epochs", args.epochs, "--optimizer", "adam", "--lr", "0.002", "--lr-schedule", "cosine", "--no-class-balancing",
-         "--batch-size", "8")
+    train_demo_model(out, args.count, args.epochs)
     step("evaluate on held-out scenes, beside a colour-only classifier", "evaluate", str(model), "--data", str(data),
          "--split", "test", "--colour-baseline", "--json", str(out / "evaluate.json"),
          "--png", str(out / "confusion.png"))
