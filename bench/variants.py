@@ -97,23 +97,11 @@ def _layers():
 
 def with_pooling(model, design: str):
     """`model` (built by segnet_edge.models) with `design` pooling; same weights, same other ops."""
-    from segnet_edge._tf import keras
-    from segnet_edge.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+    from segnet_edge.convert.ort_pooling import with_pooling_layers
 
     if design not in POOLING_DESIGNS:
         raise ValueError(f"unknown pooling design {design!r}; use one of {POOLING_DESIGNS}")
     if design == "argmax":
         return model
     plain_pool, nearest, tf_pool, scatter = _layers()
-    pool_cls, unpool_cls = (plain_pool, nearest) if design == "plain" else (tf_pool, scatter)
-
-    def clone(layer):
-        if isinstance(layer, MaxPoolingWithArgmax2D):
-            return pool_cls(name=layer.name)
-        if isinstance(layer, MaxUnpooling2D):
-            return unpool_cls(layer.output_size, name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
-
-    variant = keras.models.clone_model(model, clone_function=clone)
-    variant.set_weights(model.get_weights())
-    return variant
+    return with_pooling_layers(model, *((plain_pool, nearest) if design == "plain" else (tf_pool, scatter)))

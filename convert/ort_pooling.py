@@ -67,10 +67,14 @@ def stand_in_layers():
 
 def with_stand_in_pooling(model):
     """`model` with plain pooling and nearest upsampling in place of SegNet's argmax pair; same weights."""
+    return with_pooling_layers(model, *stand_in_layers())
+
+
+def with_pooling_layers(model, pool_cls, unpool_cls):
+    """`model` with every argmax pooling layer made by `pool_cls(name=)` and every unpooling layer by
+    `unpool_cls(output_size, name=)`; every other layer and weight the same."""
     from segnet_edge._tf import keras
     from segnet_edge.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
-
-    pool_cls, unpool_cls = stand_in_layers()
 
     def clone(layer):
         if isinstance(layer, MaxPoolingWithArgmax2D):
