@@ -51,6 +51,7 @@ class TableRow:
     gops: float | None = None
     peak_share: float | None = None  # gops / this CPU's peak for the row's precision
     error: str | None = None
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # timed rounds, in round order
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -159,6 +160,9 @@ class PoolingRow:
     tf_argmax_ms: float | None = None  # Keras only
     note: str = ""
     runtime_group: str = ""  # rows of one runtime and precision in other graph forms share it; "" = runtime
+    #: median over rounds of (ours / plain) timed back to back in the same round: steadier than the ratio of
+    #: medians when other processes slow the machine down for a while
+    paired_ratio: float | None = None
 
     @property
     def group(self) -> str:
@@ -166,6 +170,8 @@ class PoolingRow:
 
     @property
     def overhead(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio - 1.0
         if not self.argmax_ms or not self.plain_ms:
             return None
         return self.argmax_ms / self.plain_ms - 1.0
@@ -185,6 +191,13 @@ class PoolingRow:
 
     def to_json(self) -> dict:
         return {**asdict(self), "overhead": self.overhead, "vs_tf_argmax": self.vs_tf_argmax}
+
+
+def paired_ratio(ours_ms: list[float], plain_ms: list[float]) -> float | None:
+    """Median of the per-round ratios; None unless both rows have a time for every round."""
+    if not ours_ms or len(ours_ms) != len(plain_ms):
+        return None
+    return float(np.median(np.asarray(ours_ms) / np.asarray(plain_ms)))
 
 
 def pooling_table(rows: list[PoolingRow]) -> str:

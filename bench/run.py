@@ -46,6 +46,7 @@ from bench.report import (  # noqa: E402
     PoolingRow,
     Results,
     TableRow,
+    paired_ratio,
 )
 
 OUT_DIR = REPO / "bench"
@@ -326,7 +327,8 @@ def _rows(group: str, facts: dict, results: dict, work: Path, peaks: dict[str, f
         row = TableRow(group, spec.label, spec.runtime, spec.precision, spec.threads, spec.pooling,
                        stats.get("mean_ms"), stats.get("median_ms"), stats.get("p90_ms"), stats.get("min_ms"),
                        stats.get("fps"),
-                       stats.get("n", 0), result.peak_rss_mb, sizes.get(spec.path), error=result.error)
+                       stats.get("n", 0), result.peak_rss_mb, sizes.get(spec.path), error=result.error,
+                       latencies_ms=[1000.0 * t for t in result.latencies_s])
         if reference is not None and spec.pooling == "argmax":
             row.agreement = agreement(reference.labels, result.labels)
             if reference.margins:
@@ -435,17 +437,24 @@ def _versions() -> dict:
 
 
 def _pooling_rows(rows: list[TableRow], threads: int) -> list[PoolingRow]:
-    def mean(label: str) -> float | None:  # the median, as every ratio in the run
-        return next((r.median_ms for r in rows if r.label == label and r.threads == threads and r.group == "full"),
-                    None)
+    def find(label: str) -> TableRow | None:
+        return next((r for r in rows if r.label == label and r.threads == threads and r.group == "full"), None)
 
-    table = [PoolingRow("Keras (TensorFlow)", mean("Keras (TensorFlow)"), mean("Keras, plain pool + upsample"),
-                        mean("Keras, tf.nn.max_pool_with_argmax + scatter"))]
+    def median(row: TableRow | None) -> float | None:  # the median, as every ratio in the run
+        return row.median_ms if row else None
+
+    def pooling_row(runtime: str, ours: str, plain: str, tf_argmax: str | None = None, **extra) -> PoolingRow:
+        a, b, c = find(ours), find(plain), find(tf_argmax) if tf_argmax else None
+        return PoolingRow(runtime, median(a), median(b), median(c),
+                          paired_ratio=paired_ratio(a.latencies_ms, b.latencies_ms) if a and b else None, **extra)
+
+    table = [pooling_row("Keras (TensorFlow)", "Keras (TensorFlow)", "Keras, plain pool + upsample",
+                         "Keras, tf.nn.max_pool_with_argmax + scatter")]
     for name in FORMATS:
-        table.append(PoolingRow(LABELS[name], mean(LABELS[name]), mean(LABELS[name] + ", plain pool + upsample"),
-                                note="needs Flex ops: TF 2.21's TFLite interpreter cannot run it"
-                                if name.startswith("tflite") else "no ONNX export without Flex (MaxPoolWithArgmax)",
-                                runtime_group=LABELS[SAME_RUNTIME.get(name, name)]))
+        table.append(pooling_row(LABELS[name], LABELS[name], LABELS[name] + ", plain pool + upsample",
+                                 note="needs Flex ops: TF 2.21's TFLite interpreter cannot run it"
+                                 if name.startswith("tflite") else "no ONNX export without Flex (MaxPoolWithArgmax)",
+                                 runtime_group=LABELS[SAME_RUNTIME.get(name, name)]))
     return table
 
 
@@ -609,7 +618,8 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
 
         results.sections["Pooling design (full-size SegNet, same weights, "
                          f"{threads} threads)"] = (
-            pooling_table(pooling) + "\n\nMedians of the same interleaved rounds. Ours: max_pool for the values, "
+            pooling_table(pooling) + "\n\nMedians of the same interleaved rounds; the overhead is the median over "
+            "rounds of ours / plain, the two timed back to back in each round. Ours: max_pool for the values, "
             "space_to_depth + arg_max over the innermost axis for the 2-bit window index; "
             "unpooling with the per-format mask (TFLite fp32 one_hot × mul, TFLite int8 identity-row gather × mul, "
             "ONNX select) and depth_to_space; the ONNX Runtime-only graphs (MaxUnpool rows, `convert` formats "

@@ -22,6 +22,7 @@ from bench.report import (  # noqa: E402
     main_table,
     markdown_table,
     miou,
+    paired_ratio,
     pooling_table,
     update_readme,
 )
@@ -84,6 +85,18 @@ def test_pooling_overhead_goal_and_tf_argmax_comparison():
     text = pooling_table([keras, tflite])
     assert "| Keras | 110.0 | 100.0 | +10.0% | yes | 150.0 | 1.36× |" in text
     assert "| TFLite int8 | 130.0 | 100.0 | +30.0% | NO | needs Flex ops |" in text
+
+
+def test_pooling_overhead_pairs_each_round():
+    """The overhead is the median of per-round ratios (both rows timed back to back), not of medians."""
+    ours = [110.0, 220.0, 132.0, 150.0, 99.0]
+    plain = [100.0, 200.0, 120.0, 100.0, 110.0]  # ratios 1.1, 1.1, 1.1, 1.5, 0.9
+    assert paired_ratio(ours, plain) == pytest.approx(1.10)
+    row = PoolingRow("ORT fp32", float(np.median(ours)), float(np.median(plain)), paired_ratio=paired_ratio(ours, plain))
+    assert row.argmax_ms / row.plain_ms == pytest.approx(132 / 110)  # what the medians alone would claim: +20%
+    assert row.overhead == pytest.approx(0.10) and row.within_goal
+    assert "| ORT fp32 | 132.0 | 110.0 | +10.0% | yes |" in pooling_table([row])
+    assert paired_ratio(ours, plain[:4]) is None and paired_ratio([], []) is None  # a round missing: no pairing
 
 
 def test_index_memory_two_bits_against_int64():
