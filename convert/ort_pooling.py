@@ -185,6 +185,16 @@ def rewrite_pooling(proto, pools: list[str], pairs: list[PoolingPair]):
     return proto
 
 
+def _wiring(nodes) -> tuple[dict, dict[str, list]]:
+    """(tensor name -> the node writing it, tensor name -> the nodes reading it)."""
+    producers = {name: node for node in nodes for name in node.output}
+    readers: dict[str, list] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return producers, readers
+
+
 def softmax_channels_last(proto):
     """Softmax over NCHW channels, then the transpose to NHWC -> the transpose, then softmax over the last axis.
 
@@ -193,18 +203,14 @@ def softmax_channels_last(proto):
     ~25 ms per full-size frame against ~3 ms over a contiguous one.
     """
     nodes = list(proto.graph.node)
-    producers = {name: node for node in nodes for name in node.output}
-    readers: dict[str, int] = {}
-    for node in nodes:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    producers, readers = _wiring(nodes)
     for transpose in [n for n in nodes if n.op_type == "Transpose"]:
         perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
         softmax = producers.get(transpose.input[0])
         if perm != [0, 2, 3, 1] or softmax is None or softmax.op_type != "Softmax":
             continue
         axis = next((a for a in softmax.attribute if a.name == "axis"), None)
-        if axis is None or axis.i != 1 or readers.get(softmax.output[0]) != 1:
+        if axis is None or axis.i != 1 or len(readers.get(softmax.output[0], [])) != 1:
             continue
         between, out = softmax.output[0], transpose.output[0]
         transpose.input[0], transpose.output[0] = softmax.input[0], between
@@ -245,11 +251,7 @@ def pool_quantized_values(proto) -> int:
     nodes = list(graph.node)
     rewired = 0
     for pool in [n for n in nodes if n.op_type == "MaxPool" and len(n.output) == 2]:
-        producers = {name: node for node in nodes for name in node.output}
-        readers: dict[str, list] = {}
-        for node in nodes:
-            for name in node.input:
-                readers.setdefault(name, []).append(node)
+        producers, readers = _wiring(nodes)  # afresh: the previous pool's rewiring changed them
         dequantize = producers.get(pool.input[0])
         if dequantize is None or dequantize.op_type != "DequantizeLinear" or len(dequantize.input) != 3:
             continue
