@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,10 @@ from segnet_edge.device.preprocess import preprocess, resize_frame, resize_label
 #: Bump when the layout of calib.npz changes; older files are rebuilt, never misread.
 FORMAT_VERSION = 1
 SOURCE_KINDS = ("auto", "dataset", "folder", "video")
+#: What an unreadable image (or held-out label) does to a build: stop with its name, or be passed over for the
+#: next image in the seeded order (the same choice as training's --on-bad-sample).
+BAD_SAMPLE_POLICIES = ("fail", "skip")
+T = TypeVar("T")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264")
 
 
@@ -49,10 +54,14 @@ class CalibrationRecipe:
     split: str = "train"  # dataset sources only
     holdout: int = 8  # frames set aside for parity checks, from the images not used for calibration
     kind: str = "auto"
+    on_bad_sample: str = "fail"  # image sources only; a video has no per-frame files
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise DataError(f"unknown source kind {self.kind!r}; use one of {', '.join(SOURCE_KINDS)}")
+        if self.on_bad_sample not in BAD_SAMPLE_POLICIES:
+            raise DataError(f"unknown --on-bad-sample {self.on_bad_sample!r}; use one of "
+                            f"{', '.join(BAD_SAMPLE_POLICIES)}")
         if int(self.count) < 1:
             raise DataError(f"--count must be at least 1 (got {self.count})")
         if int(self.holdout) < 0:
@@ -67,7 +76,7 @@ class CalibrationRecipe:
             raise DataError(f"{source}: no such file or folder; give a dataset, an image folder or a video file")
         kind = detect_kind(source, self.split) if self.kind == "auto" else self.kind
         return CalibrationRecipe(str(source.resolve()), (int(self.size[0]), int(self.size[1])), int(self.count),
-                                 int(self.seed), self.split, int(self.holdout), kind)
+                                 int(self.seed), self.split, int(self.holdout), kind, self.on_bad_sample)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -78,7 +87,8 @@ class CalibrationRecipe:
     def from_json(cls, data: dict) -> CalibrationRecipe:
         return cls(source=str(data["source"]), size=(int(data["size"][0]), int(data["size"][1])),
                    count=int(data["count"]), seed=int(data["seed"]), split=str(data["split"]),
-                   holdout=int(data["holdout"]), kind=str(data["kind"]))
+                   holdout=int(data["holdout"]), kind=str(data["kind"]),
+                   on_bad_sample=str(data.get("on_bad_sample", "fail")))
 
 
 @dataclass
@@ -91,6 +101,7 @@ class CalibrationSet:
     holdout_frames: np.ndarray
     holdout_names: list[str]
     holdout_labels: np.ndarray | None = None  # uint8 (M, H, W) when the source is a labelled dataset
+    skipped: list[str] = field(default_factory=list)  # "file: reason" per sample passed over (--on-bad-sample skip)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
     def __len__(self) -> int:
@@ -135,6 +146,7 @@ class CalibrationSet:
             "frames": len(self),
             "holdout_frames": len(self.holdout_frames),
             "holdout_labels": self.holdout_labels is not None,
+            "skipped": list(self.skipped),
             "size": list(self.size),
             "created": self.created,
         }
@@ -147,7 +159,7 @@ class CalibrationSet:
 
         path = Path(path)
         meta = {"format_version": FORMAT_VERSION, "recipe": self.recipe.to_json(), "created": self.created,
-                "names": self.names, "holdout_names": self.holdout_names}
+                "names": self.names, "holdout_names": self.holdout_names, "skipped": self.skipped}
         arrays = {"frames": self.frames, "holdout_frames": self.holdout_frames, "meta": np.array(json.dumps(meta))}
         if self.holdout_labels is not None:
             arrays["holdout_labels"] = self.holdout_labels
@@ -180,7 +192,7 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise DataError(f"{path}: frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}; rebuild it")
     return CalibrationSet(recipe, frames, list(meta["names"]), holdout, list(meta["holdout_names"]), labels,
-                          str(meta.get("created", "")))
+                          list(meta.get("skipped", [])), str(meta.get("created", "")))
 
 
 def load_or_build(path: str | Path, recipe: CalibrationRecipe, allow_fewer: bool = False,
@@ -256,8 +268,41 @@ def _read_image(path: Path) -> np.ndarray:
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise DataError(f"{path}: unreadable image; replace or remove the file")
+        raise DataError(f"{path}: unreadable image; replace or remove the file, or use --on-bad-sample skip")
     return image
+
+
+def _pick_readable(available: int, recipe: CalibrationRecipe, allow_fewer: bool, source: str,
+                   read: Callable[[int, bool], T]) -> tuple[list[tuple[int, T]], list[tuple[int, T]], list[str]]:
+    """(calibration items, held-out items, skipped) as (index, read(index, held_out)) sorted by index.
+
+    "fail": `_choose`'s picks, the first bad one raises. "skip": the seeded order is walked and a bad
+    item (its read raises DataError) gives its place to the next, so a set without bad files is
+    exactly the one "fail" builds."""
+    if recipe.on_bad_sample == "fail":
+        chosen, held = _choose(available, recipe.count, recipe.holdout, recipe.seed, allow_fewer, source)
+        return [(i, read(i, False)) for i in chosen], [(i, read(i, True)) for i in held], []
+    if available == 0:
+        raise DataError(f"{source}: no images found; give a folder with images, a dataset or a video")
+    good: list[tuple[int, T]] = []
+    held: list[tuple[int, T]] = []
+    skipped: list[str] = []
+    for index in np.random.default_rng(recipe.seed).permutation(available):
+        if len(good) >= recipe.count and len(held) >= recipe.holdout:
+            break
+        held_out = len(good) >= recipe.count
+        try:
+            item = read(int(index), held_out)
+        except DataError as exc:
+            skipped.append(str(exc).split("; ")[0])
+            continue
+        (held if held_out else good).append((int(index), item))
+    if not good:
+        raise DataError(f"{source}: none of the {available} images is readable ({skipped[0]}); check the files")
+    if len(good) < recipe.count and not allow_fewer:
+        raise DataError(f"{source}: only {len(good)} readable images ({len(skipped)} skipped), fewer than the "
+                        f"{recipe.count} asked for; lower --count to {len(good)} or add images")
+    return sorted(good, key=lambda pair: pair[0]), sorted(held, key=lambda pair: pair[0]), skipped
 
 
 def build_calibration_set(recipe: CalibrationRecipe, allow_fewer: bool = False) -> CalibrationSet:
@@ -270,11 +315,11 @@ def build_calibration_set(recipe: CalibrationRecipe, allow_fewer: bool = False) 
         if not source.is_dir():
             raise DataError(f"{source}: not a folder of images")
         images = _images_in(source)
-        chosen, held = _choose(len(images), recipe.count, recipe.holdout, recipe.seed, allow_fewer, str(source))
-        frames = [resize_frame(_read_image(images[i]), recipe.size) for i in chosen]
-        held_frames = [resize_frame(_read_image(images[i]), recipe.size) for i in held]
-        return CalibrationSet(recipe, _stack(frames, recipe.size), [images[i].name for i in chosen],
-                              _stack(held_frames, recipe.size), [images[i].name for i in held])
+        chosen, held, skipped = _pick_readable(len(images), recipe, allow_fewer, str(source),
+                                               lambda i, _: resize_frame(_read_image(images[i]), recipe.size))
+        return CalibrationSet(recipe, _stack([f for _, f in chosen], recipe.size), [images[i].name for i, _ in chosen],
+                              _stack([f for _, f in held], recipe.size), [images[i].name for i, _ in held],
+                              skipped=skipped)
     return _from_dataset(recipe, source, allow_fewer)
 
 
@@ -283,25 +328,30 @@ def _from_dataset(recipe: CalibrationRecipe, source: Path, allow_fewer: bool) ->
     from segnet_edge.data.loader import check_labels, read_labels
 
     samples = find_samples(source, recipe.split)
-    chosen, held = _choose(len(samples), recipe.count, recipe.holdout, recipe.seed, allow_fewer,
-                           f"{source} ({recipe.split} split)")
-    frames = [resize_frame(_read_image(samples[i].image), recipe.size) for i in chosen]
-    held_frames = [resize_frame(_read_image(samples[i].image), recipe.size) for i in held]
-    labels = None
-    if held and all(samples[i].label is not None for i in held):
+    info = None
+    if recipe.holdout and any(s.label is not None for s in samples):
         try:
             info = load_class_info(source)
         except DataError:
             info = None  # labels whose classes nobody names cannot be scored; keep the frames only
-        if info is not None:
-            labels = []
-            for i in held:
-                label = read_labels(samples[i].label)
-                check_labels(label, samples[i].label, info)
-                labels.append(resize_labels(label.astype(np.uint8), recipe.size))
-            labels = np.stack(labels)
-    return CalibrationSet(recipe, _stack(frames, recipe.size), [samples[i].image.name for i in chosen],
-                          _stack(held_frames, recipe.size), [samples[i].image.name for i in held], labels)
+
+    def read(i: int, held_out: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = resize_frame(_read_image(samples[i].image), recipe.size)
+        label = None
+        if held_out and info is not None and samples[i].label is not None:
+            raw = read_labels(samples[i].label)
+            check_labels(raw, samples[i].label, info)
+            label = resize_labels(raw.astype(np.uint8), recipe.size)
+        return frame, label
+
+    chosen, held, skipped = _pick_readable(len(samples), recipe, allow_fewer, f"{source} ({recipe.split} split)", read)
+    labels = None
+    if held and all(label is not None for _, (_, label) in held):
+        labels = np.stack([label for _, (_, label) in held])
+    return CalibrationSet(recipe, _stack([f for _, (f, _) in chosen], recipe.size),
+                          [samples[i].image.name for i, _ in chosen],
+                          _stack([f for _, (f, _) in held], recipe.size), [samples[i].image.name for i, _ in held],
+                          labels, skipped)
 
 
 def _from_video(recipe: CalibrationRecipe, source: Path, allow_fewer: bool) -> CalibrationSet:

@@ -75,6 +75,8 @@ def parity_frames(metadata: ModelMetadata, calib: CalibrationSet | None, eval_da
 
 #: Top-1 minus top-2 probability below which a pixel counts as a near tie.
 CONFIDENT_MARGIN = 0.1
+#: Pixels this close to a class edge of Keras' label map count as edge pixels in the parity report.
+EDGE_RADIUS = 1
 #: Half a grey level: uniform input noise below a camera's own 8-bit step.
 INPUT_NOISE_GREY_LEVELS = 0.5
 
@@ -119,6 +121,12 @@ class Parity:
     #: The same agreement over the pixels where Keras' top-1 and top-2 probabilities differ by at
     #: least CONFIDENT_MARGIN: the pixels a user would act on (near ties flip under any rounding).
     confident_agreement: float | None = None
+    #: Pixels within EDGE_RADIUS of a class edge in Keras' own label map: their share of all pixels, their share
+    #: of the pixels that disagree, and the agreement everywhere else. int8 moves edges by a pixel; that is
+    #: the part a user sees as a jittery outline, not as a wrong region.
+    edge_share: float | None = None
+    edge_share_of_disagreement: float | None = None
+    off_edge_agreement: float | None = None
 
     @property
     def miou_delta_points(self) -> float | None:
@@ -129,8 +137,21 @@ class Parity:
     def to_json(self) -> dict:
         return {"frames": self.frames, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
                 "agreement": self.agreement, "confident_agreement": self.confident_agreement,
-                "confident_margin": CONFIDENT_MARGIN, "miou": self.miou, "reference_miou": self.reference_miou,
+                "confident_margin": CONFIDENT_MARGIN, "edge_radius": EDGE_RADIUS, "edge_share": self.edge_share,
+                "edge_share_of_disagreement": self.edge_share_of_disagreement,
+                "off_edge_agreement": self.off_edge_agreement, "miou": self.miou, "reference_miou": self.reference_miou,
                 "miou_delta_points": self.miou_delta_points}
+
+
+def class_edges(label_maps: np.ndarray, radius: int = 1) -> np.ndarray:
+    """(N, H, W) labels -> True where another class lies within `radius` pixels (a (2r+1)^2 window)."""
+    padded = np.pad(label_maps, ((0, 0), (radius, radius), (radius, radius)), mode="edge")
+    height, width = label_maps.shape[1:]
+    edges = np.zeros(label_maps.shape, bool)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            edges |= padded[:, dy:dy + height, dx:dx + width] != label_maps
+    return edges
 
 
 def _label_map(output: np.ndarray) -> np.ndarray:
@@ -152,10 +173,17 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
     else:
         max_diff = mean_diff = float("nan")
     parity = Parity(len(reference), max_diff, mean_diff, argmax_agreement(reference, probabilities))
+    keras_labels = reference.argmax(-1)
+    same = keras_labels == _label_map(probabilities)
     confident = top2_margin(reference) >= CONFIDENT_MARGIN
     if confident.any():
-        same = reference.argmax(-1) == _label_map(probabilities)
         parity.confident_agreement = float(same[confident].mean())
+    edges = class_edges(keras_labels, EDGE_RADIUS)
+    parity.edge_share = float(edges.mean())
+    if (~same).any():
+        parity.edge_share_of_disagreement = float(edges[~same].mean())
+    if (~edges).any():
+        parity.off_edge_agreement = float(same[~edges].mean())
     if labels is not None:
         parity.miou = mean_iou(probabilities, labels, metadata)
         parity.reference_miou = mean_iou(reference, labels, metadata)

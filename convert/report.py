@@ -9,7 +9,7 @@ from segnet_edge.convert.context import Check
 from segnet_edge.convert.equalize import Equalization
 from segnet_edge.convert.index_share import IndexShare
 from segnet_edge.convert.options import ConvertOptions
-from segnet_edge.convert.parity import CONFIDENT_MARGIN, Parity, Sensitivity
+from segnet_edge.convert.parity import CONFIDENT_MARGIN, EDGE_RADIUS, Parity, Sensitivity
 from segnet_edge.device.metadata import ModelMetadata
 
 
@@ -102,6 +102,9 @@ class ConvertReport:
             if not a.passed and a.parity is not None and a.parity.confident_agreement is not None:
                 lines.append(f"{'':<12} on pixels with a top-2 margin >= {CONFIDENT_MARGIN:g}: agreement "
                              f"{100 * a.parity.confident_agreement:.3f}%")
+            if not a.passed and a.parity is not None and a.parity.off_edge_agreement is not None \
+                    and a.parity.edge_share_of_disagreement is not None:
+                lines.append(f"{'':<12} {edge_line(a.parity)}")
             if not a.passed and a.index_share is not None:
                 lines.append(f"{'':<12} {a.index_share.line()}")
         if self.sensitivity is not None and not self.passed:
@@ -156,6 +159,9 @@ class ConvertReport:
             if a.ops:
                 out.append(f"- ops: {', '.join(a.ops)}")
             out += [f"- {'pass' if c.passed else 'FAIL'}: {c.name}: {c.detail}" for c in a.checks]
+            if a.parity is not None and a.parity.off_edge_agreement is not None \
+                    and a.parity.edge_share_of_disagreement is not None:
+                out.append(f"- {edge_line(a.parity)}")
             if a.index_share is not None:
                 out.append(f"- {a.index_share.line()}")
             out += [f"- note: {n}" for n in a.notes]
@@ -165,6 +171,12 @@ class ConvertReport:
                 out.append(f"- build on the target: `{a.command}`")
             out.append("")
         return "\n".join(out) + "\n"
+
+
+def edge_line(parity) -> str:
+    return (f"where it differs: {100 * parity.edge_share_of_disagreement:.0f}% of the differing pixels lie within "
+            f"{EDGE_RADIUS} px of a class edge of Keras' own label map ({100 * parity.edge_share:.1f}% of all pixels); "
+            f"away from those edges agreement is {100 * parity.off_edge_agreement:.2f}%")
 
 
 def _calibration_line(calibration: dict | None) -> str:

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, metavar="NAME", help="dataset split to read (default train)")
     parser.add_argument("--kind", choices=("auto", "dataset", "folder", "video"), default=None,
                         help="what SRC is (default: detected)")
+    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=None,
+                        help="an unreadable image (or held-out label): stop and name it (default), or pass it over "
+                             "for the next image in the seeded order and list it")
     parser.add_argument("--force", action="store_true", help="rebuild even when OUT was made by the same recipe")
 
 
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise UsageError(f"{out}: is a folder; give a file name for --out, e.g. {out / 'calib.npz'}")
-    chosen = {k: getattr(args, k) for k in ("count", "holdout", "seed", "split", "kind") if getattr(args, k) is not None}
+    chosen = {k: getattr(args, k) for k in ("count", "holdout", "seed", "split", "kind", "on_bad_sample")
+              if getattr(args, k) is not None}
     recipe = CalibrationRecipe(source=args.source, size=tuple(args.size), **chosen)
     calib, reused = load_or_build(out, recipe, force=args.force)
     r = calib.recipe
@@ -46,4 +50,7 @@ def run(args: argparse.Namespace) -> int:
     labels = " with labels" if calib.holdout_labels is not None else ""
     print(f"{verb} {out}: {len(calib)} calibration + {len(calib.holdout_frames)} held-out frames{labels} "
           f"at {r.size[0]}x{r.size[1]} from {r.kind} {r.source} (seed {r.seed})", file=sys.stdout)
+    if calib.skipped:
+        shown = "; ".join(calib.skipped[:3]) + (f"; and {len(calib.skipped) - 3} more" if len(calib.skipped) > 3 else "")
+        print(f"skipped {len(calib.skipped)} unreadable sample(s): {shown}", file=sys.stdout)
     return 0

@@ -26,6 +26,17 @@ def test_video_and_folder_sources(tmp_path, camvid_video, camvid_sample):
     assert folder.returncode == 0 and "from folder" in folder.stdout
 
 
+def test_on_bad_sample_skip_lists_what_it_passed_over(tmp_path, camvid_copy):
+    broken = sorted((camvid_copy / "train").iterdir())[0]
+    broken.write_bytes(b"")
+    args = ["calibrate", "--source", camvid_copy, "--size", "36x48", "--count", "8", "--holdout", "2"]
+    assert_usage_error(run_cli(*args, "--out", tmp_path / "a.npz"), f"{broken.name}: unreadable image")
+    assert not (tmp_path / "a.npz").exists()
+    done = run_cli(*args, "--on-bad-sample", "skip", "--out", tmp_path / "b.npz")
+    assert done.returncode == 0, done.stderr
+    assert f"skipped 1 unreadable sample(s): {broken}: unreadable image" in done.stdout
+
+
 def test_bad_input(tmp_path, camvid_sample):
     assert_usage_error(run_cli("calibrate", "--source", camvid_sample, "--size", "36x48", "--out", tmp_path / "c.npz"),
                        "only 12 images, fewer than the 200 asked for")

@@ -91,6 +91,34 @@ def test_empty_missing_and_unreadable_sources(tmp_path):
         build_calibration_set(recipe(broken / "a.png"))
 
 
+def test_on_bad_sample_skip_passes_over_unreadable_images_and_labels(camvid_copy, tmp_path):
+    clean = build_calibration_set(recipe(camvid_copy))
+    assert clean.skipped == []
+    assert build_calibration_set(recipe(camvid_copy, on_bad_sample="skip")).names == clean.names  # same picks
+    bad_image = camvid_copy / "train" / clean.names[2]
+    bad_image.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"{bad_image.name}: unreadable image; .*--on-bad-sample skip"):
+        build_calibration_set(recipe(camvid_copy))
+    calib = build_calibration_set(recipe(camvid_copy, on_bad_sample="skip"))
+    assert len(calib) == 8 and bad_image.name not in calib.names + calib.holdout_names
+    assert calib.skipped == [f"{bad_image}: unreadable image"]
+    assert len(calib.holdout_frames) == 3  # 11 readable of 12: the held-out frames are the ones short
+    # a held-out frame's broken label is passed over too, and the set keeps labels for all it holds out
+    bad_label = camvid_copy / "trainannot" / calib.holdout_names[0]
+    assert bad_label.is_file()
+    bad_label.write_bytes(b"\x89PNG truncated")
+    again = build_calibration_set(recipe(camvid_copy, on_bad_sample="skip"))
+    assert len(again.skipped) == 2 and calib.holdout_names[0] not in again.holdout_names
+    assert again.holdout_labels is not None and len(again.holdout_labels) == len(again.holdout_frames) == 2
+    path = again.save(tmp_path / "calib.npz")
+    assert load_calibration_set(path).skipped == again.skipped
+    # labels are read for held-out frames only (calibration needs none): one image short of 12
+    with pytest.raises(DataError, match=r"only 11 readable images \(1 skipped\), fewer than the 12 asked for"):
+        build_calibration_set(recipe(camvid_copy, on_bad_sample="skip", count=12))
+    with pytest.raises(DataError, match="unknown --on-bad-sample"):
+        recipe(camvid_copy, on_bad_sample="ignore")
+
+
 def test_save_load_and_reuse(tmp_path, camvid_sample):
     path = tmp_path / "calib.npz"
     first, reused = load_or_build(path, recipe(camvid_sample))

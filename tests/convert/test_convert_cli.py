@@ -73,6 +73,8 @@ def test_parity_meets_the_targets(converted):
         assert parity["reference_miou"] > 0.85, "the fixture model should be fitted, or agreement means little"
         # near ties flip under any rounding: the confident pixels agree at least as well as all of them
         assert parity["confident_agreement"] >= parity["agreement"] - 1e-9, (name, parity)
+        assert 0 < parity["edge_share"] < 1 and parity["edge_radius"] == 1, (name, parity)
+        assert 0 <= parity["off_edge_agreement"] <= 1, (name, parity)
     sensitivity = report["sensitivity"]
     assert sensitivity["noise_grey_levels"] == 0.5 and 0.9 <= sensitivity["agreement"] <= 1.0
     assert 0.0 <= sensitivity["near_tie_share"] < 0.5

@@ -1,4 +1,4 @@
-"""The parity measures that explain an int8 shortfall: agreement on confident pixels, and the model's own
+"""The parity measures that explain an int8 shortfall: agreement on confident pixels and off class edges, and the model's own
 sensitivity to input noise below a camera's 8-bit step."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segnet_edge.convert.parity import CONFIDENT_MARGIN, compare, sensitivity, top2_margin
+from segnet_edge.convert.parity import CONFIDENT_MARGIN, class_edges, compare, sensitivity, top2_margin
 from segnet_edge.device.metadata import ModelMetadata, Normalization
 
 
@@ -26,6 +26,26 @@ def test_confident_agreement_counts_only_pixels_keras_does_not_call_near_ties():
     assert compare(reference, flipped_sure, None, _metadata()).confident_agreement == pytest.approx(2 / 3)
     np.testing.assert_allclose(top2_margin(reference)[0], [[0.04, 0.8], [0.6, 0.4]], atol=1e-6)
     assert CONFIDENT_MARGIN == 0.1
+
+
+def test_edge_measures_split_disagreement_into_moved_outlines_and_wrong_regions():
+    # Keras: class 1 in the right half of a 6x8 map; the artifact moves that edge one pixel left and
+    # also gets one pixel far from any edge wrong
+    keras_labels = np.zeros((1, 6, 8), np.int64)
+    keras_labels[:, :, 4:] = 1
+    edges = class_edges(keras_labels)
+    assert edges[0, :, 3:5].all() and edges.sum() == 12  # the columns either side of the edge, radius 1
+    assert not class_edges(keras_labels, radius=1)[0, :, [0, 1, 2, 5, 6, 7]].any()
+    artifact_labels = keras_labels.copy()
+    artifact_labels[:, :, 3] = 1  # the outline moved
+    artifact_labels[0, 0, 0] = 1  # a wrong pixel inside a region
+    reference, probabilities = np.eye(2, dtype=np.float32)[keras_labels], np.eye(2, dtype=np.float32)[artifact_labels]
+    parity = compare(reference, probabilities, None, _metadata())
+    assert parity.agreement == pytest.approx(1 - 7 / 48)
+    assert parity.edge_share == pytest.approx(12 / 48)
+    assert parity.edge_share_of_disagreement == pytest.approx(6 / 7)
+    assert parity.off_edge_agreement == pytest.approx(1 - 1 / 36)
+    assert compare(reference, reference, None, _metadata()).edge_share_of_disagreement is None
 
 
 def test_sensitivity_measures_flips_under_half_a_grey_level_of_noise():
