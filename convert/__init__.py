@@ -53,6 +53,16 @@ REPORT_MD = "report.md"
 DEFAULT_CALIB_FRAMES = CalibrationRecipe.__dataclass_fields__["count"].default
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def default_out_dir(model_path: str | Path) -> Path:
     """`models/segnet.h5` -> `models/segnet_export/`: next to the model, never the model."""
     model_path = Path(model_path)
@@ -92,7 +102,7 @@ def convert_model(
     out = Path(out_dir) if out_dir is not None else default_out_dir(model_path)
     _check_out_dir(out, model_path)
     size = tuple(options.input_size) if options.input_size else tuple(source_metadata.input_size)
-    metadata = replace(source_metadata, input_size=size, output=options.output)
+    metadata = replace(source_metadata, input_size=size, output=options.output, source_sha256=_sha256(model_path))
     if calib is not None and calib_data is not None:
         raise UsageError("give --calib or --calib-data, not both")
     calibration = _load_calibration(calib, size)

@@ -124,7 +124,8 @@ class ConvertReport:
             "",
             f"- Created {self.created} in {self.seconds:.1f} s; overall: **{'PASS' if self.passed else 'FAIL'}**",
             f"- Model: {m.arch} alpha {m.alpha:g}, {m.num_classes} classes, input {m.input_size[0]}x{m.input_size[1]}"
-            f"{', QAT' if self.qat else ''}",
+            f"{', QAT' if self.qat else ''}"
+            f"{f'; file sha256 {m.source_sha256[:16]}… (in every artifact)' if m.source_sha256 else ''}",
             f"- Calibration: {_calibration_line(self.calibration)}",
             f"- Parity frames: {_frames_line(self.parity_frames)}",
             *([f"- {self.sensitivity_line()[0].upper()}{self.sensitivity_line()[1:]}: read int8 disagreement "

@@ -65,6 +65,8 @@ class ModelMetadata:
     input_quantization: TensorQuantization = field(default_factory=TensorQuantization)
     output_quantization: TensorQuantization = field(default_factory=TensorQuantization)
     format: str = "keras"
+    #: sha256 of the Keras file an artifact was converted from: on a board, which training run made it
+    source_sha256: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -97,6 +99,7 @@ class ModelMetadata:
             input_quantization=TensorQuantization(**data.get("input_quantization", {})),
             output_quantization=TensorQuantization(**data.get("output_quantization", {})),
             format=str(data.get("format", "keras")),
+            source_sha256=None if data.get("source_sha256") is None else str(data["source_sha256"]),
             schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
         )
 

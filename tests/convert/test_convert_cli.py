@@ -6,8 +6,10 @@ that claimed more than the artifacts deliver would fail these tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,14 +87,16 @@ def test_parity_meets_the_targets(converted):
     assert any(c["name"] == "size vs tflite-fp32" and c["passed"] for c in int8["checks"])
 
 
-def test_artifacts_carry_metadata_with_quantization(converted):
+def test_artifacts_carry_metadata_with_quantization(converted, trained_model):
     from ai_edge_litert.interpreter import Interpreter
 
     from segnet_edge.device.artifact_metadata import read_artifact_metadata
 
+    source_sha256 = hashlib.sha256(Path(trained_model).read_bytes()).hexdigest()
     for name in BUILT:
         meta = read_artifact_metadata(converted.out / converted.artifact(name)["file"])
         assert meta.format == name
+        assert meta.source_sha256 == source_sha256  # which trained file this artifact came from
         assert meta.class_names == CLASSES and meta.input_size == INPUT_SIZE
         assert meta.unpool_mode == converted.artifact(name)["unpool_mode"]
     int8 = converted.out / "model_int8.tflite"
