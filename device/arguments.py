@@ -10,6 +10,7 @@ import argparse
 from dataclasses import replace
 
 from segnet_edge.device.errors import UsageError
+from segnet_edge.device.pipeline import stall_after
 from segnet_edge.device.session import RunConfig, with_given
 
 BACKEND_NAMES = ("litert", "onnxruntime", "tensorrt")
@@ -50,7 +51,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
     parser.add_argument("--height", type=_positive_int, help="capture height")
     parser.add_argument("--fps", type=_float, help="capture frame rate")
     parser.add_argument("--timeout", type=_float, metavar="SECONDS",
-                        help="a network stream silent this long is lost and reconnected "
+                        help="a network stream silent this long is lost and reconnected; a read blocked for "
+                        "3x this + 1 s ends the run (OpenCV builds without read timeouts, e.g. JetPack 4) "
                         f"(default: {defaults.capture.timeout_s:g})")
     parser.add_argument("--out", help=f"folder for profile.json, frames.csv, profile.md, profile.png "
                         f"(default: {defaults.out})")
@@ -109,5 +111,6 @@ def config_from_args(args: argparse.Namespace, base: RunConfig) -> RunConfig:
         options=with_given(config.options, threads=get("threads"), providers=providers, device=get("gpu")),
         pipeline=with_given(config.pipeline, frames=get("frames"), warmup=get("warmup"), alpha=alpha,
                             legend=False if get("no_legend") else None, retries=get("retries"),
-                            retry_delay_s=retry_delay, queue_size=get("queue_size") or None),
+                            retry_delay_s=retry_delay, queue_size=get("queue_size") or None,
+                            stall_timeout_s=None if timeout is None else stall_after(timeout)),
     )

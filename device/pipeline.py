@@ -25,10 +25,15 @@ from segnet_edge.device.preprocess import preprocess, quantize
 from segnet_edge.device.profiler import FrameLog, FrameRecord
 from segnet_edge.device.render import Renderer
 from segnet_edge.device.sinks import Sink
-from segnet_edge.device.sources import FrameSource, ReadStatus
+from segnet_edge.device.sources import CaptureSettings, FrameSource, ReadStatus
 
 MAX_CONSECUTIVE_SKIPS = 50  # a source that yields only unreadable frames is treated as ended / lost
 MAX_RETRY_DELAY_S = 8.0
+
+
+def stall_after(timeout_s: float) -> float:
+    """When a live read counts as stalled: well after OpenCV's own --timeout had its chance to answer."""
+    return 3 * timeout_s + 1
 
 
 @dataclass
@@ -43,9 +48,19 @@ class PipelineConfig:
     live_queue_size: int = 1  # capture queue for cameras and streams (keep-latest)
     retries: int = 5  # reconnect attempts when a live source drops
     retry_delay_s: float = 0.5  # first reconnect delay; doubles per attempt up to MAX_RETRY_DELAY_S
+    #: A live source's read that has not returned for this long ends the run ("stalled"). OpenCV's own read
+    #: timeout (--timeout) answers first where the build has one; JetPack 4's OpenCV 4.1 and GStreamer
+    #: pipelines have none and would block forever on a dead stream. None: wait forever.
+    stall_timeout_s: float | None = stall_after(CaptureSettings.timeout_s)
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+#: FrameQueue.get's answer when its timeout passed with nothing queued.
+EMPTY = object()
+#: How often the main loop looks at a live source's read while it waits for a frame.
+STALL_POLL_S = 0.5
 
 
 class FrameQueue:
@@ -87,12 +102,16 @@ class FrameQueue:
                 self._cond.wait(0.05)
             return True
 
-    def get(self, stop: threading.Event):
-        """The next item; None when the producer has finished (or the run stops) and nothing is left."""
+    def get(self, stop: threading.Event, timeout_s: float | None = None):
+        """The next item; None when the producer has finished (or the run stops) and nothing is left;
+        EMPTY when `timeout_s` passed with nothing to take."""
+        deadline = None if timeout_s is None else time.perf_counter() + timeout_s
         with self._cond:
             while not self._items:
                 if self._closed or stop.is_set():
                     return None
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return EMPTY
                 self._cond.wait(0.05)
             item = self._items.popleft()
             self._cond.notify_all()
@@ -123,6 +142,12 @@ class CaptureThread(threading.Thread):
         self.reconnects = 0
         self.ended_by = "end of source"
         self.error: BaseException | None = None
+        self.read_started: float | None = None  # perf_counter() when the read in progress began
+
+    def stalled_for(self) -> float:
+        """Seconds the read in progress has been running (0 between reads)."""
+        started = self.read_started
+        return 0.0 if started is None else time.perf_counter() - started
 
     def run(self) -> None:
         try:
@@ -138,7 +163,9 @@ class CaptureThread(threading.Thread):
         while not self.stop.is_set():
             if not self.queue.wait_for_space(self.stop):
                 return
+            self.read_started = time.perf_counter()
             status, frame = self.source.read()
+            self.read_started = None
             if status is ReadStatus.OK:
                 consecutive_skips = 0
                 captured = time.perf_counter()
@@ -275,11 +302,19 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
     capture.start()
     output.start()
     index = 0
+    stalled = None
+    watch = source.live and config.stall_timeout_s is not None
     try:
         while not stop.is_set() and (config.frames is None or index < config.frames):
             start = time.perf_counter()
-            item = capture_q.get(stop)
-            if item is None:
+            item = capture_q.get(stop, STALL_POLL_S if watch else None)
+            while item is EMPTY:
+                if capture.stalled_for() >= config.stall_timeout_s:
+                    stalled = (f"{source.description} stalled: a read has not returned for "
+                               f"{config.stall_timeout_s:g} s (this OpenCV build has no read timeout for it)")
+                    break
+                item = capture_q.get(stop, STALL_POLL_S)
+            if item is None or item is EMPTY:
                 break
             waited_ms = (time.perf_counter() - start) * 1e3
             raw = backend.infer(item.x)
@@ -292,11 +327,12 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
         grab_stop.set()
         output_q.close()
         output.join()
-        capture.join(timeout=10)
+        # a thread stuck in a native read cannot be woken; it is a daemon and goes with the process
+        capture.join(timeout=0.5 if stalled else 10)
     for thread in (output, capture):
         if thread.error is not None:
             raise thread.error
-    ended_by = capture.ended_by
+    ended_by = stalled or capture.ended_by
     if output.stopped_by_sink:
         ended_by = "window closed"
     elif config.frames is not None and index >= config.frames:
