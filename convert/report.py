@@ -102,9 +102,8 @@ class ConvertReport:
             if not a.passed and a.parity is not None and a.parity.confident_agreement is not None:
                 lines.append(f"{'':<12} on pixels with a top-2 margin >= {CONFIDENT_MARGIN:g}: agreement "
                              f"{100 * a.parity.confident_agreement:.3f}%")
-            if not a.passed and a.parity is not None and a.parity.off_edge_agreement is not None \
-                    and a.parity.edge_share_of_disagreement is not None:
-                lines.append(f"{'':<12} {edge_line(a.parity)}")
+            if not a.passed and (edges := edge_line(a.parity)):
+                lines.append(f"{'':<12} {edges}")
             if not a.passed and a.index_share is not None:
                 lines.append(f"{'':<12} {a.index_share.line()}")
         if self.sensitivity is not None and not self.passed:
@@ -160,9 +159,8 @@ class ConvertReport:
             if a.ops:
                 out.append(f"- ops: {', '.join(a.ops)}")
             out += [f"- {'pass' if c.passed else 'FAIL'}: {c.name}: {c.detail}" for c in a.checks]
-            if a.parity is not None and a.parity.off_edge_agreement is not None \
-                    and a.parity.edge_share_of_disagreement is not None:
-                out.append(f"- {edge_line(a.parity)}")
+            if edges := edge_line(a.parity):
+                out.append(f"- {edges}")
             if a.index_share is not None:
                 out.append(f"- {a.index_share.line()}")
             out += [f"- note: {n}" for n in a.notes]
@@ -174,7 +172,10 @@ class ConvertReport:
         return "\n".join(out) + "\n"
 
 
-def edge_line(parity) -> str:
+def edge_line(parity: Parity | None) -> str | None:
+    """None where there is nothing to place: no parity, no differing pixel, or no pixel off the edges."""
+    if parity is None or parity.edge_share_of_disagreement is None or parity.off_edge_agreement is None:
+        return None
     return (f"where it differs: {100 * parity.edge_share_of_disagreement:.0f}% of the differing pixels lie within "
             f"{EDGE_RADIUS} px of a class edge of Keras' own label map ({100 * parity.edge_share:.1f}% of all pixels); "
             f"away from those edges agreement is {100 * parity.off_edge_agreement:.2f}%")

@@ -48,7 +48,7 @@ class PipelineConfig:
     live_queue_size: int = 1  # capture queue for cameras and streams (keep-latest)
     retries: int = 5  # reconnect attempts when a live source drops
     retry_delay_s: float = 0.5  # first reconnect delay; doubles per attempt up to MAX_RETRY_DELAY_S
-    #: A live source's read that has not returned for this long ends the run ("stalled"). OpenCV's own read
+    #: A live source's read (or reconnect) that has not returned for this long ends the run ("stalled"). OpenCV's own read
     #: timeout (--timeout) answers first where the build has one; JetPack 4's OpenCV 4.1 and GStreamer
     #: pipelines have none and would block forever on a dead stream. None: wait forever.
     stall_timeout_s: float | None = stall_after(CaptureSettings.timeout_s)
@@ -142,11 +142,11 @@ class CaptureThread(threading.Thread):
         self.reconnects = 0
         self.ended_by = "end of source"
         self.error: BaseException | None = None
-        self.read_started: float | None = None  # perf_counter() when the read in progress began
+        self.call_started: float | None = None  # perf_counter() when the read or reopen in progress began
 
     def stalled_for(self) -> float:
-        """Seconds the read in progress has been running (0 between reads)."""
-        started = self.read_started
+        """Seconds the source's read or reopen in progress has been running (0 between them)."""
+        started = self.call_started
         return 0.0 if started is None else time.perf_counter() - started
 
     def run(self) -> None:
@@ -163,9 +163,9 @@ class CaptureThread(threading.Thread):
         while not self.stop.is_set():
             if not self.queue.wait_for_space(self.stop):
                 return
-            self.read_started = time.perf_counter()
+            self.call_started = time.perf_counter()
             status, frame = self.source.read()
-            self.read_started = None
+            self.call_started = None
             if status is ReadStatus.OK:
                 consecutive_skips = 0
                 captured = time.perf_counter()
@@ -192,7 +192,10 @@ class CaptureThread(threading.Thread):
         for attempt in range(1, self.config.retries + 1):
             if self.stop.wait(delay):
                 return False
-            if self.source.reopen():
+            self.call_started = time.perf_counter()  # opening a dead stream can block as long as reading it
+            reopened = self.source.reopen()
+            self.call_started = None
+            if reopened:
                 self.reconnects += 1
                 return True
             delay = min(delay * 2, MAX_RETRY_DELAY_S)
@@ -310,8 +313,8 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
             item = capture_q.get(stop, STALL_POLL_S if watch else None)
             while item is EMPTY:
                 if capture.stalled_for() >= config.stall_timeout_s:
-                    stalled = (f"{source.description} stalled: a read has not returned for "
-                               f"{config.stall_timeout_s:g} s (this OpenCV build has no read timeout for it)")
+                    stalled = (f"{source.description} stalled: a read or reconnect has not returned for "
+                               f"{config.stall_timeout_s:g} s (this OpenCV build has no timeout for it)")
                     break
                 item = capture_q.get(stop, STALL_POLL_S)
             if item is None or item is EMPTY:

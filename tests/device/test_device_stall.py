@@ -48,8 +48,8 @@ def test_a_read_that_never_returns_ends_the_run_as_stalled(artifacts):
     finally:
         source.release.set()
     seconds = time.perf_counter() - started
-    assert result.ended_by == ("camera that hangs stalled: a read has not returned for 1 s (this OpenCV build "
-                               "has no read timeout for it)")
+    assert result.ended_by == ("camera that hangs stalled: a read or reconnect has not returned for 1 s (this "
+                               "OpenCV build has no timeout for it)")
     assert len(list(result.records)) == 3 and source.reads_started == 4
     assert seconds < 10, f"took {seconds:.1f} s to give up on a 1 s stall"
 
@@ -57,3 +57,29 @@ def test_a_read_that_never_returns_ends_the_run_as_stalled(artifacts):
 def test_stalls_are_judged_after_opencv_own_timeout():
     assert stall_after(10.0) == 31.0 and stall_after(1.0) > 1.0
     assert PipelineConfig().stall_timeout_s == stall_after(10.0)
+
+
+class _ReconnectHangs(_DeadAfter):
+    """Drops after `frames` frames; opening it again then blocks, as opening a dead RTSP URL can."""
+
+    def read(self):
+        if self.left > 0:
+            return super().read()
+        return ReadStatus.LOST, None
+
+    def reopen(self) -> bool:
+        self.release.wait()
+        return False
+
+
+def test_a_reconnect_that_never_returns_ends_the_run_as_stalled(artifacts):
+    source = _ReconnectHangs(2)
+    config = PipelineConfig(warmup=0, stall_timeout_s=1.0, retries=3, retry_delay_s=0.01)
+    threading.Timer(20, source.release.set).start()
+    try:
+        with load_backend(artifacts / "model_fp32.tflite") as backend:
+            result = run_pipeline(backend, source, config, [], threading.Event())
+    finally:
+        source.release.set()
+    assert result.ended_by.startswith("camera that hangs stalled: a read or reconnect has not returned for 1 s")
+    assert len(list(result.records)) == 2
