@@ -248,11 +248,15 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _check_any(available: int, source: str) -> None:
+    if available == 0:
+        raise DataError(f"{source}: no images found; give a folder with images, a dataset or a video")
+
+
 def _choose(available: int, count: int, holdout: int, seed: int, allow_fewer: bool,
             source: str) -> tuple[list[int], list[int]]:
     """Deterministic, disjoint, sorted indices of calibration and held-out items."""
-    if available == 0:
-        raise DataError(f"{source}: no images found; give a folder with images, a dataset or a video")
+    _check_any(available, source)
     if available < count and not allow_fewer:
         raise DataError(f"{source}: only {available} images, fewer than the {count} asked for; "
                         f"lower --count to {available} or add images")
@@ -282,8 +286,7 @@ def _pick_readable(available: int, recipe: CalibrationRecipe, allow_fewer: bool,
     if recipe.on_bad_sample == "fail":
         chosen, held = _choose(available, recipe.count, recipe.holdout, recipe.seed, allow_fewer, source)
         return [(i, read(i, False)) for i in chosen], [(i, read(i, True)) for i in held], []
-    if available == 0:
-        raise DataError(f"{source}: no images found; give a folder with images, a dataset or a video")
+    _check_any(available, source)
     good: list[tuple[int, T]] = []
     held: list[tuple[int, T]] = []
     skipped: list[str] = []
