@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES  # the same choice as training's --on-bad-sample
 from segnet_edge.device.errors import DataError
 from segnet_edge.device.metadata import Normalization
 from segnet_edge.device.preprocess import preprocess, resize_frame, resize_labels
@@ -36,9 +37,6 @@ from segnet_edge.device.preprocess import preprocess, resize_frame, resize_label
 #: Bump when the layout of calib.npz changes; older files are rebuilt, never misread.
 FORMAT_VERSION = 1
 SOURCE_KINDS = ("auto", "dataset", "folder", "video")
-#: What an unreadable image (or held-out label) does to a build: stop with its name, or be passed over for the
-#: next image in the seeded order (the same choice as training's --on-bad-sample).
-BAD_SAMPLE_POLICIES = ("fail", "skip")
 T = TypeVar("T")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264")
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
 
 HELP = "build the representative set (calib.npz) shared by every int8 exporter"
 
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, metavar="NAME", help="dataset split to read (default train)")
     parser.add_argument("--kind", choices=("auto", "dataset", "folder", "video"), default=None,
                         help="what SRC is (default: detected)")
-    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=None,
+    parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=None,
                         help="an unreadable image (or held-out label): stop and name it (default), or pass it over "
                              "for the next image in the seeded order and list it")
     parser.add_argument("--force", action="store_true", help="rebuild even when OUT was made by the same recipe")

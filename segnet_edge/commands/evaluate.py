@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from segnet_edge.cli_types import positive_int
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
 
 HELP = "score a model on a dataset split: global / class accuracy, mIoU, per-class IoU, confusion matrix"
 
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colour-baseline", action="store_true",
                         help="also score a per-pixel colour classifier fitted on the train split")
     parser.add_argument("--ignore-label", type=int, default=None, help="override the model's ignore label")
-    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
+    parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
     parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
 
 

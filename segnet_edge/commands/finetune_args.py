@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from segnet_edge.cli_types import positive_float, positive_int
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser, defaults, what: str) -> None:
@@ -26,7 +27,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser, defaults, what: str)
     parser.add_argument("--ignore-label", type=int, default=d.ignore_label,
                         help="label value to ignore (default: the dataset's)")
     parser.add_argument("--val-split", default=d.val_split)
-    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
+    parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from segnet_edge.cli_types import parse_size, positive_float, positive_int
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
 
 HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by validation mIoU)"
 
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
                         help="tf.distribute strategy for several GPUs or machines")
-    parser.add_argument("--on-bad-sample", choices=("fail", "skip"), default=d.on_bad_sample)
+    parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
     parser.add_argument("--val-split", default=d.val_split)
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=d.verbose)
 
