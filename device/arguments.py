@@ -52,7 +52,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
     parser.add_argument("--fps", type=_float, help="capture frame rate")
     parser.add_argument("--timeout", type=_float, metavar="SECONDS",
                         help="a network stream silent this long is lost and reconnected; a read blocked for "
-                        "3x this + 1 s ends the run (OpenCV builds without read timeouts, e.g. JetPack 4) "
+                        "3x this + 1 s is abandoned for a fresh connection (OpenCV builds without read timeouts, "
+                        "e.g. JetPack 4, GStreamer) "
                         f"(default: {defaults.capture.timeout_s:g})")
     parser.add_argument("--out", help=f"folder for profile.json, frames.csv, profile.md, profile.png "
                         f"(default: {defaults.out})")

@@ -48,8 +48,9 @@ class PipelineConfig:
     live_queue_size: int = 1  # capture queue for cameras and streams (keep-latest)
     retries: int = 5  # reconnect attempts when a live source drops
     retry_delay_s: float = 0.5  # first reconnect delay; doubles per attempt up to MAX_RETRY_DELAY_S
-    #: A live source's read (or reconnect) that has not returned for this long ends the run ("stalled"). OpenCV's own read
-    #: timeout (--timeout) answers first where the build has one; JetPack 4's OpenCV 4.1 and GStreamer
+    #: A live source's read (or reconnect) that has not returned for this long is stalled: the run goes on with a fresh
+    #: connection to the same device or URL (up to `retries` in a row without a frame), then ends ("stalled"). OpenCV's
+    #: own read timeout (--timeout) answers first where the build has one; JetPack 4's OpenCV 4.1 and GStreamer
     #: pipelines have none and would block forever on a dead stream. None: wait forever.
     stall_timeout_s: float | None = stall_after(CaptureSettings.timeout_s)
 
@@ -132,12 +133,19 @@ class _Captured:
 
 
 class CaptureThread(threading.Thread):
-    """Reads and preprocesses frames into the queue; reconnects a live source with backoff when it drops."""
+    """Reads and preprocesses frames into the queue; reconnects a live source with backoff when it drops.
 
-    def __init__(self, source: FrameSource, queue: FrameQueue, stop: threading.Event, config: PipelineConfig,
-                 prepare: Callable[[np.ndarray], np.ndarray]):
+    `renewal`: the source is a fresh, unopened twin of one stuck in a read; this thread opens it (with
+    the usual backoff and retries) and closes it when done, since no caller knows about it.
+    """
+
+    def __init__(self, source: FrameSource, queue: FrameQueue, config: PipelineConfig,
+                 prepare: Callable[[np.ndarray], np.ndarray], renewal: bool = False):
         super().__init__(name="capture", daemon=True)
-        self.source, self.queue, self.stop, self.config, self.prepare = source, queue, stop, config, prepare
+        self.source, self.queue, self.config, self.prepare = source, queue, config, prepare
+        self.stop = threading.Event()  # this thread's own: a stuck thread is abandoned, not the run
+        self.renewal = renewal
+        self.abandoned = False
         self.skipped = 0
         self.reconnects = 0
         self.ended_by = "end of source"
@@ -149,14 +157,24 @@ class CaptureThread(threading.Thread):
         started = self.call_started
         return 0.0 if started is None else time.perf_counter() - started
 
+    def abandon(self) -> None:
+        """Give up on a read that does not return: whenever it does, the thread ends and closes its source."""
+        self.abandoned = True
+        self.stop.set()
+        self.queue.close()
+
     def run(self) -> None:
         try:
-            self._loop()
+            if not self.renewal or self._reconnect():
+                self._loop()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self.error = exc
-            self.ended_by = "capture error"
+            if not self.abandoned:
+                self.error = exc
+                self.ended_by = "capture error"
         finally:
             self.queue.close()
+            if self.renewal or self.abandoned:
+                self.source.close()
 
     def _loop(self) -> None:
         consecutive_skips = 0
@@ -296,29 +314,47 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
         return quantize(preprocess(frame, size, norm), in_q)[None]
 
     renderer = Renderer(metadata, alpha=config.alpha, legend=config.legend)
-    capture_q = FrameQueue(config.live_queue_size if source.live else config.queue_size, keep_latest=source.live)
+    capture_size = config.live_queue_size if source.live else config.queue_size
+
+    def start_capture(from_source: FrameSource, renewal: bool) -> CaptureThread:
+        thread = CaptureThread(from_source, FrameQueue(capture_size, keep_latest=source.live), config, prepare,
+                               renewal)
+        thread.start()
+        return thread
+
     output_q = FrameQueue(config.queue_size, keep_latest=False)
-    grab_stop = threading.Event()
     t0 = time.perf_counter()
-    capture = CaptureThread(source, capture_q, grab_stop, config, prepare)
     output = OutputThread(output_q, renderer, sinks, metadata, config.warmup, t0, stop, nvml)
-    capture.start()
+    capture = start_capture(source, renewal=False)
+    captures = [capture]  # every capture thread of the run, abandoned ones first
     output.start()
     index = 0
     stalled = None
+    renewals = 0  # stuck connections replaced since the last frame
     watch = source.live and config.stall_timeout_s is not None
     try:
         while not stop.is_set() and (config.frames is None or index < config.frames):
             start = time.perf_counter()
-            item = capture_q.get(stop, STALL_POLL_S if watch else None)
+            item = capture.queue.get(stop, STALL_POLL_S if watch else None)
             while item is EMPTY:
                 if capture.stalled_for() >= config.stall_timeout_s:
-                    stalled = (f"{source.description} stalled: a read or reconnect has not returned for "
-                               f"{config.stall_timeout_s:g} s (this OpenCV build has no timeout for it)")
-                    break
-                item = capture_q.get(stop, STALL_POLL_S)
+                    # A read (or reopen) stuck in native code cannot be interrupted, closed or reopened: leave
+                    # it to its thread and go on with a fresh connection to the same device or URL.
+                    replacement = capture.source.fresh() if renewals < config.retries else None
+                    if replacement is None:
+                        stalled = (f"{source.description} stalled: a read or reconnect has not returned for "
+                                   f"{config.stall_timeout_s:g} s (this OpenCV build has no timeout for it)")
+                        if renewals:
+                            stalled += f"; {renewals} fresh connection(s) stalled too"
+                        break
+                    renewals += 1
+                    capture.abandon()
+                    capture = start_capture(replacement, renewal=True)
+                    captures.append(capture)
+                item = capture.queue.get(stop, STALL_POLL_S)
             if item is None or item is EMPTY:
                 break
+            renewals = 0
             waited_ms = (time.perf_counter() - start) * 1e3
             raw = backend.infer(item.x)
             work = _Work(index, item.frame, raw, item.captured, waited_ms, item.preprocess_ms,
@@ -327,7 +363,7 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
                 break
             index += 1
     finally:
-        grab_stop.set()
+        capture.stop.set()
         output_q.close()
         output.join()
         # a thread stuck in a native read cannot be woken; it is a daemon and goes with the process
@@ -342,5 +378,6 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
         ended_by = f"--frames {config.frames}"
     elif stop.is_set():
         ended_by = "stop request"
-    return PipelineResult(records=output.records, skipped_frames=capture.skipped, dropped_frames=capture_q.dropped,
-                          reconnects=capture.reconnects, ended_by=ended_by)
+    return PipelineResult(records=output.records, skipped_frames=sum(c.skipped for c in captures),
+                          dropped_frames=sum(c.queue.dropped for c in captures),
+                          reconnects=sum(c.reconnects for c in captures), ended_by=ended_by)

@@ -78,6 +78,11 @@ class FrameSource(abc.ABC):
             return False
         return True
 
+    def fresh(self) -> FrameSource | None:
+        """An unopened twin on the same device or URL, for when this one is stuck inside a read that
+        will not return (it cannot be closed or reopened under that read); None: cannot be renewed."""
+        return None
+
     @property
     def fps(self) -> float | None:
         """Nominal frame rate, when the source knows it (used for saved video)."""
@@ -127,6 +132,10 @@ class VideoCaptureSource(FrameSource):
             if hasattr(cv2, name):
                 params += [getattr(cv2, name), milliseconds]
         return params
+
+    def fresh(self) -> VideoCaptureSource:
+        return VideoCaptureSource(self.target, self.api, self.live, self.description, self.settings,
+                                  self.missing_hint)
 
     def read(self) -> tuple[ReadStatus, np.ndarray | None]:
         with self._lock:

@@ -60,6 +60,33 @@ def test_video_file_is_finite_and_complete(tmp_path):
     assert frames[0].shape == (96, 128, 3) and frames[0].dtype == np.uint8
 
 
+def test_a_fresh_twin_opens_the_same_target_on_its_own_capture(tmp_path):
+    """What the pipeline swaps in for a source stuck in a read: same file/URL and settings, unopened,
+    and reading it leaves the stuck one alone (the board's GStreamer reads have no timeout)."""
+    path = write_video(tmp_path / "clip.avi", moving_scene(5))
+    settings = CaptureSettings(timeout_s=3.0)
+    source = open_source(str(path), settings)
+    source.open()
+    try:
+        assert source.read()[0] is ReadStatus.OK
+        twin = source.fresh()
+        assert isinstance(twin, VideoCaptureSource) and twin is not source
+        assert (twin.target, twin.api, twin.live, twin.settings) == (source.target, source.api, False, settings)
+        frames, _ = _drain(twin)  # from the start, on its own capture
+        assert len(frames) == 5
+        assert len(_drain_open(source)) == 4  # the original goes on where it was
+    finally:
+        source.close()
+    assert FolderSource(tmp_path).fresh() is None  # only sources that can hang are renewed
+
+
+def _drain_open(source) -> list[np.ndarray]:
+    frames = []
+    while (read := source.read())[0] is ReadStatus.OK:
+        frames.append(read[1])
+    return frames
+
+
 def test_folder_skips_unreadable_images(tmp_path):
     for i, frame in enumerate(moving_scene(3)):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), frame)
