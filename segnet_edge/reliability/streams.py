@@ -3,6 +3,8 @@
 An MJPEG-over-HTTP camera (the kind cheap IP cameras serve) that
 - stalls: sends N frames, then keeps the connection open and sends nothing, and
   answers later connections with silence (a camera whose encoder hung);
+- stalls once: the first connection as above, later ones stream again (a network hiccup that left
+  one connection hanging);
 - dies: sends N frames, closes, and refuses later connections (unplugged);
 - never answers: accepts the TCP connection and sends nothing at all.
 The board must time out (--timeout), retry with backoff (--retries, --retry-delay),
@@ -44,22 +46,25 @@ def _handler(behaviour: str, stop: threading.Event) -> type[http.server.BaseHTTP
 
     class Camera(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if served.is_set():
+            first = not served.is_set()
+            served.set()
+            if not first and behaviour != "stall-once":
                 if behaviour == "stall":
                     stop.wait(60)  # accept, then silence
                 else:
                     self.send_error(503, "camera gone")
                 return
-            served.set()
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
-            for jpeg in _frames(FRAMES):
+            for jpeg in _frames(FRAMES if first else 10 * FRAMES):
+                if stop.is_set():
+                    return
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
                 self.wfile.write(jpeg + b"\r\n")
                 self.wfile.flush()
                 time.sleep(0.02)
-            if behaviour == "stall":
+            if first and behaviour in ("stall", "stall-once"):
                 stop.wait(60)  # the connection stays open with nothing on it
 
         def log_message(self, *args) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from segnet_edge.device.backends.base import load_backend
 from segnet_edge.device.pipeline import PipelineConfig, run_pipeline, stall_after
-from segnet_edge.device.sources import FrameSource, ReadStatus
+from segnet_edge.device.sources import CaptureSettings, FrameSource, ReadStatus, open_source
 
 
 class _DeadAfter(FrameSource):
@@ -146,3 +146,26 @@ def test_fresh_connections_that_stall_too_end_the_run_after_the_retries(artifact
                                "OpenCV build has no timeout for it); 2 fresh connection(s) stalled too")
     assert len(list(result.records)) == 2 and len(source.family) == 3 and result.reconnects == 2
     assert time.perf_counter() - started < 15
+
+
+def test_a_real_stream_stuck_in_opencv_goes_on_over_a_fresh_capture(artifacts):
+    """The same through OpenCV: an MJPEG camera on 127.0.0.1 whose first connection hangs mid-stream while
+    FFmpeg's own read timeout is far off (as with no timeout at all); a second cv2.VideoCapture is opened
+    while the first is still blocked in grab(), and the stream goes on from it."""
+    from segnet_edge.reliability.streams import FRAMES, camera
+
+    frames = FRAMES + 6
+    with camera("stall-once") as url:
+        source = open_source(url, CaptureSettings(timeout_s=60.0))
+        source.open()
+        config = PipelineConfig(warmup=0, frames=frames, stall_timeout_s=1.0, retries=2, retry_delay_s=0.05)
+        started = time.perf_counter()
+        try:
+            with load_backend(artifacts / "model_fp32.tflite") as backend:
+                result = run_pipeline(backend, source, config, [], threading.Event())
+        finally:
+            source.close()  # still stuck: gives up on its lock after a while, as the board's run does
+        seconds = time.perf_counter() - started
+    assert result.ended_by == f"--frames {frames}", result.ended_by
+    assert len(list(result.records)) == frames and result.reconnects == 1
+    assert seconds < 20, f"took {seconds:.1f} s"
