@@ -40,6 +40,7 @@ from segnet_edge.convert.registry import FORMATS, GROUPS, ExportFormat, resolve_
 from segnet_edge.convert.report import ArtifactReport, ConvertReport
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.metadata import ModelMetadata
+from segnet_edge.model_io import qat_activation_ranges_symmetric
 
 __all__ = [
     "convert_model", "default_out_dir", "ConvertOptions", "Targets", "ConvertReport", "ArtifactReport", "Parity",
@@ -115,10 +116,14 @@ def convert_model(
 
         find_samples(eval_data, options.eval_split)
     qat = _is_qat_file(model_path)
-    uncalibrated = [f.name for f in chosen if needs_calibration(f, qat) and calibration is None and recipe is None]
+    symmetric = qat and model_path.suffix == ".h5" and qat_activation_ranges_symmetric(model_path)
+    uncalibrated = [f.name for f in chosen
+                    if needs_calibration(f, qat, symmetric) and calibration is None and recipe is None]
     if uncalibrated and explicit:
-        hint = ("a QAT model needs one for ONNX/TensorRT int8 only: their zero-point-0 int8 ranges are calibrated "
-                "afresh" if qat else "or convert a QAT model")
+        hint = ("a QAT model trained with asymmetric ranges needs one for ONNX/TensorRT int8: their zero-point-0 "
+                "int8 ranges are calibrated afresh (`quantize --activations symmetric` avoids it)"
+                if qat and not symmetric else "a QAT model needs one for ONNX Runtime's own uint8 graph"
+                if qat else "or convert a QAT model")
         raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
                          f"--calib-data SRC ({hint})")
 
@@ -140,7 +145,8 @@ def convert_model(
             log(f"loading {model_path}")
             return _load_keras(model_path, source_metadata, size, options.unsafe_load)
 
-        ctx = ExportContext(model_path, metadata, options, staging, calibration, qat, load_keras, log)
+        ctx = ExportContext(model_path, metadata, options, staging, calibration, qat, load_keras, log,
+                            qat_symmetric=symmetric)
         frames = parity_frames(metadata, calibration, eval_data, options.eval_split, options.parity_frames)
         reference = noise_floor = None
         if frames is not None:
@@ -177,9 +183,12 @@ def convert_model(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def needs_calibration(fmt: ExportFormat, qat: bool) -> bool:
-    """int8 needs activation ranges; a QAT model brings its own, but only TFLite can use them as they are."""
-    return fmt.is_int8 and not (qat and fmt.family == "tflite")
+def needs_calibration(fmt: ExportFormat, qat: bool, symmetric_qat: bool = False) -> bool:
+    """int8 needs activation ranges; a QAT model brings its own, which TFLite uses as they are, and the
+    TensorRT QDQ graph too when they are symmetric (zero point 0); ONNX Runtime's uint8 graph recalibrates."""
+    if not fmt.is_int8 or not qat:
+        return fmt.is_int8
+    return not (fmt.family == "tflite" or (symmetric_qat and fmt.family in ("onnx", "tensorrt")))
 
 
 def remove_stale_staging(out: Path) -> list[Path]:

@@ -68,6 +68,8 @@ class ExportContext:
     _keras: dict[str, object] = field(default_factory=dict)
     equalization: object | None = None  # convert.equalize.Equalization, once the exported weights are equalized
     _onnx: dict[str, Path] = field(default_factory=dict)
+    #: a QAT model whose activation ranges are all symmetric (`quantize --activations symmetric`)
+    qat_symmetric: bool = False
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -179,8 +181,9 @@ def model_unpool_mode(model, default: str) -> str:
 def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
     """The plain network holding a QAT model's trained float weights, tfmot's wrappers stripped.
 
-    For the QDQ ONNX graph: TensorRT takes only symmetric int8 with zero point 0, while tfmot's
-    fake-quant ranges are asymmetric uint8, so that graph is quantized afresh from these weights.
+    For the QDQ ONNX graph of a QAT model trained with tfmot's asymmetric ranges (`quantize --activations
+    asymmetric`): TensorRT takes only int8 with zero point 0, so that graph is quantized afresh from these
+    weights. A symmetric QAT model gives its own graph instead (convert/qat_qdq.py).
     """
     from segnet_edge.models import ModelConfig, build_model
     from segnet_edge.optimize.report import unwrap

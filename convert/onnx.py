@@ -3,8 +3,9 @@
 The QDQ graph is made for TensorRT's explicit quantization as much as for ONNX
 Runtime: symmetric int8 activations and weights (TensorRT takes zero points of 0
 only), per-channel weight scales, and biases left in float (TensorRT's
-DequantizeLinear reads int8, not ONNX Runtime's int32 biases). A QAT model's
-fake-quant nodes become the Q/DQ pairs directly, without calibration.
+DequantizeLinear reads int8, not ONNX Runtime's int32 biases). A QAT model trained with
+symmetric ranges (`quantize`'s default) gives its fake-quant nodes as the Q/DQ pairs directly, without
+calibration (convert/qat_qdq.py); one with tfmot's asymmetric ranges is calibrated afresh.
 
 Every graph is checked against the TensorRT version the board runs (`--trt-version`)
 with `trt_support.check_onnx_for_tensorrt`; a graph that would not parse is
@@ -113,18 +114,34 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     else:
         from segnet_edge.convert.registry import unpool_mode
 
-        if ctx.qat:  # quantized afresh from the QAT-trained weights: see context.float_twin
-            mode = unpool_mode(fmt, options.trt_version)
-            notes.append("QAT-trained weights, symmetric int8 ranges calibrated here: TensorRT takes zero-point-0 "
-                         "int8 only and tfmot's fake-quant ranges are asymmetric uint8")
-        proto, note = calibrated_qdq(ctx, fmt, mode)
-        notes.append(note)
+        proto = qat_qdq(ctx, model, notes) if ctx.qat_symmetric else None
+        if proto is None:
+            if ctx.qat:  # quantized afresh from the QAT-trained weights: see context.float_twin
+                mode = unpool_mode(fmt, options.trt_version)
+                notes.append("QAT-trained weights, symmetric int8 ranges calibrated here: TensorRT takes "
+                             "zero-point-0 int8 only and this model's fake-quant ranges are asymmetric (`quantize "
+                             "--activations asymmetric`)")
+            proto, note = calibrated_qdq(ctx, fmt, mode)
+            notes.append(note)
     support = support_for(options.trt_version)
     problems = check_onnx_for_tensorrt(proto, options.trt_version)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     parser = Check(f"TensorRT {support.label} parser", not problems,
                    "; ".join(problems) if problems else f"opset {opset}, every op supported ({support.source})")
     return write_artifact(ctx, fmt, proto, mode, notes, [parser])
+
+
+def qat_qdq(ctx: ExportContext, model, notes: list[str]):
+    """A symmetric QAT model's own graph as zero-point-0 int8 QDQ (convert/qat_qdq.py); None if tf2onnx did not
+    give every range a symmetric zero point."""
+    from segnet_edge.convert.qat_qdq import int8_qdq_from_fake_quant
+
+    proto = export_graph(model, ctx.input_size, ctx.options.batch, ctx.options.onnx_opset)
+    rewrite = int8_qdq_from_fake_quant(proto)
+    if rewrite is None:
+        return None
+    notes.append(rewrite.note())
+    return proto
 
 
 def calibrated_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str, for_tensorrt: bool = True):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 from segnet_edge.errors import ModelFileError
 
@@ -172,6 +174,43 @@ def _name_of(obj: dict) -> str:
 
 def is_quantization_aware_config(config: dict) -> bool:
     return any(class_name in QAT_LAYER_CLASSES for _, class_name in _layer_classes(config))
+
+
+#: tfmot's names for the variables holding a QAT model's learnt activation ranges: a wrapped layer's output,
+#: a conv's post-activation (the logits) and the input's QuantizeLayer; each has a _min and a _max.
+_ACTIVATION_RANGE_PREFIXES = ("output_", "post_activation_", "quantize_layer_")
+
+
+def qat_activation_ranges_symmetric(path: str | Path) -> bool:
+    """Whether every activation range a QAT .h5 learnt is int8 with zero point 0 (`quantize --activations
+    symmetric`), read from its stored variables without TensorFlow; False when it holds none."""
+    import h5py
+
+    ranges: dict[str, dict[str, float]] = {}
+
+    def visit(name: str, item) -> None:
+        leaf = name.rsplit("/", 1)[-1]
+        for prefix in _ACTIVATION_RANGE_PREFIXES:
+            for end in ("min:0", "max:0"):
+                if isinstance(item, h5py.Dataset) and leaf == prefix + end:
+                    ranges.setdefault(name[: -len(end)], {})[end[:3]] = float(np.asarray(item).ravel()[0])
+
+    try:
+        with h5py.File(Path(path), "r") as f:
+            if "model_weights" in f:
+                f["model_weights"].visititems(visit)
+    except (OSError, ValueError):
+        return False
+    return bool(ranges) and all(set(r) == {"min", "max"} and _int8_zero_point(r["min"], r["max"]) == 0
+                                for r in ranges.values())
+
+
+def _int8_zero_point(low: float, high: float) -> int:
+    """The zero point TensorFlow's fake-quant nudges [low, high] to, as int8 (uint8 code - 128)."""
+    if high <= low:
+        return -128
+    scale = (high - low) / 255.0
+    return int(np.floor(-low / scale + 0.5)) - 128
 
 
 def _is_keras_layer(class_name: str) -> bool:

@@ -12,7 +12,7 @@ HELP = ("quantization-aware training (tfmot int8, custom layers included; prune-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.optimize.config import PRESERVE_SPARSITY, UNPOOL_MODES, QATConfig
+    from segnet_edge.optimize.config import ACTIVATION_RANGES, PRESERVE_SPARSITY, UNPOOL_MODES, QATConfig
 
     d = QATConfig()
     parser.add_argument("model", metavar="MODEL", help="trained (optionally pruned) float segnet-edge model")
@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prune-preserving QAT: auto (default) = when the model has zero weights")
     parser.add_argument("--unpool-mode", choices=UNPOOL_MODES, default=d.unpool_mode,
                         help="unpooling form of the QAT model (default select: the one TFLite keeps int8)")
+    parser.add_argument("--activations", choices=ACTIVATION_RANGES, default=d.activations,
+                        help="activation ranges: symmetric (default; zero point 0, so TensorRT's QDQ graph keeps the "
+                        "ranges QAT learnt) or asymmetric (tfmot's: all 8 bits after a ReLU for TFLite / ONNX "
+                        "Runtime, but the TensorRT graph is then calibrated afresh)")
     add_finetune_arguments(parser, d, "QAT")
 
 

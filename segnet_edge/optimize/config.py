@@ -18,6 +18,10 @@ OPTIMIZERS = ("adam", "sgd")
 #: segnet_edge.train.LR_SCHEDULES without importing TensorFlow (a test keeps the two equal).
 LR_SCHEDULES = ("constant", "cosine", "poly")
 PRESERVE_SPARSITY = ("auto", "on", "off")
+#: QAT activation ranges. symmetric: zero point 0, the only int8 TensorRT takes, so `convert` builds the QDQ
+#: graph from the QAT model's own ranges; asymmetric (tfmot's default): all 8 bits after a ReLU for TFLite and
+#: ONNX Runtime, but TensorRT's QDQ graph then has to be calibrated afresh, into ranges the model never trained on.
+ACTIVATION_RANGES = ("symmetric", "asymmetric")
 #: segnet_edge.layers.UNPOOL_MODES without importing TensorFlow (a test keeps the two equal).
 UNPOOL_MODES = ("onehot", "select", "gather")
 _PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -145,6 +149,7 @@ class QATConfig(FinetuneData):
     preserve_sparsity: str = "auto"
     # "select": the only unpooling form TFLite's int8 quantizer keeps in int8 (see layers.MaxUnpooling2D).
     unpool_mode: str = "select"
+    activations: str = "symmetric"  # one of ACTIVATION_RANGES: the boards we serve run TensorRT
 
     def validate(self) -> None:
         _check_common(self.model, self.data, self.out, self.epochs, self.batch_size, self.lr, self.optimizer,
@@ -157,6 +162,8 @@ class QATConfig(FinetuneData):
                              f"(got {self.preserve_sparsity!r})")
         if self.unpool_mode not in UNPOOL_MODES:
             raise UsageError(f"--unpool-mode must be one of {', '.join(UNPOOL_MODES)} (got {self.unpool_mode!r})")
+        if self.activations not in ACTIVATION_RANGES:
+            raise UsageError(f"--activations must be one of {', '.join(ACTIVATION_RANGES)} (got {self.activations!r})")
 
     def to_json(self) -> dict:
         return asdict(self)

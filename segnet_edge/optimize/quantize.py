@@ -3,7 +3,9 @@
 Why QAT rather than calibration alone: fake-quantized forward passes let the weights
 adapt to int8 rounding, and the ranges learnt on the training data travel in the file,
 so `convert` makes an int8 TFLite (and a QDQ ONNX) from this model with no
-representative dataset.
+representative dataset. The activation ranges are learnt symmetric by default (`--activations`):
+zero point 0 is the only int8 TensorRT takes, so its QDQ graph can keep the ranges QAT trained with
+instead of being calibrated afresh into symmetric ranges the model never trained with.
 
 How the custom layers take part: each is annotated with the QuantizeConfig of
 `quantize_configs.py` before `quantize_annotate_model` annotates the built-in layers,
@@ -120,13 +122,38 @@ def is_sparse(model: keras.Model) -> bool:
     return sparsity_summary(model).kernel_sparsity >= SPARSE_MODEL_THRESHOLD
 
 
-def make_qat_model(model: keras.Model, preserve_sparsity: bool = False) -> keras.Model:
+def make_qat_model(model: keras.Model, preserve_sparsity: bool = False, symmetric: bool = False) -> keras.Model:
     """The quantization-aware model (fake-quant wrappers everywhere); `model` itself is left untouched."""
     scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity
               else _qk.default_8bit.Default8BitQuantizeScheme())
     annotated = annotate(model)
     with quantize_scope():
-        return _qk.quantize_apply(annotated, scheme)
+        qat = _qk.quantize_apply(annotated, scheme)
+    if symmetric:
+        symmetric_activation_ranges(qat)
+    return qat
+
+
+def symmetric_activation_ranges(qat_model: keras.Model) -> int:
+    """Make every activation quantizer (input, ReLU outputs, the classifier's logits) learn a range
+    symmetric about zero; returns how many. Weights are symmetric per channel in tfmot already.
+
+    Why after `quantize_apply` and not through a QuantizeConfig: annotating the ReLUs ourselves would stop
+    tfmot's conv + BN + ReLU pattern from matching, and a fake-quant would land between BN and ReLU. The
+    flag is read only while ranges are learnt; the learnt min = -max is what the saved file carries, so
+    the model converts from it as trained (tfmot's configs do not serialise the flag; a QAT model is
+    never trained further here).
+    """
+    changed = 0
+    for layer in qat_model.layers:
+        quantizers = [layer.quantizer] if type(layer).__name__ == "QuantizeLayer" else []  # the input's
+        quantizers += list(getattr(layer, "_output_quantizers", None) or [])
+        quantizers += [activation.quantizer for activation in getattr(layer, "_quantize_activations", [])]
+        for quantizer in quantizers:
+            if getattr(quantizer, "symmetric", True) is False:
+                quantizer.symmetric = True
+                changed += 1
+    return changed
 
 
 def quantization_layout(qat_model: keras.Model) -> list[LayerQuantization]:
@@ -172,9 +199,10 @@ def quantize(config: QATConfig) -> QATReport:
     if config.verbose:
         state = f"{100 * before.kernel_sparsity:.1f}% of kernel weights are zero"
         how = "prune-preserving QAT" if preserve else "QAT"
-        print(f"{how} ({state}), unpooling '{config.unpool_mode}', {config.epochs} epochs", file=sys.stderr)
+        print(f"{how} ({state}), unpooling '{config.unpool_mode}', {config.activations} activation ranges, "
+              f"{config.epochs} epochs", file=sys.stderr)
     miou_float = evaluate_miou(model, data.val, data.info, norm, config.batch_size)
-    qat = make_qat_model(model, preserve)
+    qat = make_qat_model(model, preserve, symmetric=config.activations == "symmetric")
     layout = quantization_layout(qat)
     steps = steps_per_epoch * config.epochs
     qat.compile(optimizer=make_optimizer(config.optimizer, make_schedule(config.lr_schedule, config.lr, steps), 0.9,
@@ -216,6 +244,10 @@ def format_report(report: QATReport) -> str:
     lines.append(f"{'file size':<14}{human_bytes(report.size_before.raw)} -> {human_bytes(report.size_after.raw)}"
                  f" (gzip {human_bytes(report.size_before.gzip)} -> {human_bytes(report.size_after.gzip)}; "
                  "the int8 saving appears at convert)")
+    activations = report.config.get("activations", "asymmetric")
+    lines.append(f"{'activations':<14}{activations} ranges" + (" (zero point 0: convert builds TensorRT's QDQ graph "
+                 "from them)" if activations == "symmetric" else " (all 8 bits after a ReLU; TensorRT's QDQ graph is "
+                 "calibrated afresh at convert)"))
     lines.append(f"{'val mIoU':<14}{100 * report.miou_float:.2f} float -> {100 * report.miou_qat:.2f} QAT "
                  f"(fake-quant, {100 * (report.miou_qat - report.miou_float):+.2f} points)")
     from segnet_edge.optimize.prune import report_path

@@ -144,18 +144,99 @@ def test_the_safety_check_looks_inside_quantize_wrappers(qat_basic, tmp_path):
             load_model(copy)
 
 
-def test_qdq_onnx_from_a_qat_model_is_zero_point_0_int8_that_tensorrt_builds(qat_basic, synth_data, tmp_path):
-    """tfmot's fake-quant ranges are asymmetric uint8, which TensorRT refuses: the QDQ graph is quantized
-    afresh (symmetric int8, calibrated) from the QAT-trained weights, and asks for a calibration set."""
+def _zero_point_0_int8(path, convs: int) -> dict:
+    """The QDQ graph's initializers, after checking TensorRT's constraints: int8 zero points of 0 everywhere
+    and int8 weights behind a DequantizeLinear for every convolution."""
     import onnx
     from onnx import numpy_helper
 
+    proto = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in proto.graph.node
+                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
+    int8_weights = [inits[n.input[0]] for n in proto.graph.node
+                    if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+    assert len(int8_weights) == convs and all(w.dtype == np.int8 for w in int8_weights)
+    return {"proto": proto, "inits": inits}
+
+
+def test_qdq_onnx_from_a_symmetric_qat_model_is_its_own_fake_quant_graph(qat_basic, tmp_path):
+    """`quantize`'s default learns symmetric ranges, so the TensorRT QDQ graph is the QAT model's own
+    fake-quant graph, zero point 0, with no calibration set, and computes what the QAT model computes."""
+    from segnet_edge.model_io import qat_activation_ranges_symmetric
+    from tests.conftest import run_cli
+
+    _, qat_path, qat_report = qat_basic
+    assert qat_report["config"]["activations"] == "symmetric"
+    assert qat_activation_ranges_symmetric(qat_path)
+    out = tmp_path / "export"
+    result = run_cli("convert", qat_path, "--formats", "onnx-int8", "--out", out)  # no --calib
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    onnx_int8 = next(a for a in report["artifacts"] if a["format"] == "onnx-int8")
+    assert any("fake-quant nodes (no calibration)" in note for note in onnx_int8["notes"]), onnx_int8["notes"]
+    assert all(c["passed"] for c in onnx_int8["checks"] if c["name"].startswith("TensorRT")), onnx_int8["checks"]
+    graph = _zero_point_0_int8(out / "model_int8.onnx", convs=9)
+    # every activation scale is one the QAT model learnt: (max - min) / 255 of a stored range
+    ranges: dict[str, dict[str, float]] = {}
+
+    def visit(name: str, item) -> None:
+        for end in ("min:0", "max:0"):
+            if name.endswith(tuple(f"{p}_{end}" for p in ("output", "post_activation", "quantize_layer"))):
+                ranges.setdefault(name[:-len(end)], {})[end[:3]] = float(np.asarray(item).ravel()[0])
+
+    with h5py.File(qat_path, "r") as f:
+        f["model_weights"].visititems(visit)
+    learnt = np.array([(r["max"] - r["min"]) / 255 for r in ranges.values()])
+    scales = [float(graph["inits"][n.input[1]]) for n in graph["proto"].graph.node if n.op_type == "QuantizeLinear"]
+    assert len(scales) == len(ranges)
+    assert all(np.min(np.abs(learnt - s) / s) < 1e-5 for s in scales)
+    # and it computes the QAT model's function as faithfully as a TFLite int8 model made from the same ranges
+    # (SegNet-Basic's LRN keeps that one float inside, so it is made here, not by convert)
+    from ai_edge_litert.interpreter import Interpreter
+
+    from segnet_edge._tf import tf
+    from segnet_edge.convert.parity import run_artifact
+
+    qat = load_model(qat_path)
+    converter = tf.lite.TFLiteConverter.from_keras_model(qat)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    x = np.random.default_rng(1).normal(0, 50, (2, 32, 48, 3)).astype(np.float32)
+    expected = qat.predict(x, batch_size=1, verbose=0)
+    tflite = []
+    for frame in x:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], frame[None])
+        interpreter.invoke()
+        tflite.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy())
+    qdq = run_artifact(out / "model_int8.onnx", x)
+    assert np.abs(qdq - expected).max() < 0.05
+    agreement = {name: np.mean(got.argmax(-1) == expected.argmax(-1))
+                 for name, got in (("qdq", qdq), ("tflite", np.concatenate(tflite)))}
+    assert agreement["qdq"] >= agreement["tflite"] - 0.02, agreement  # an untrained model: near-uniform scores
+
+
+def test_qdq_onnx_from_an_asymmetric_qat_model_is_calibrated_afresh(pruned_basic, synth_data, tmp_path):
+    """tfmot's own asymmetric ranges (`--activations asymmetric`) have zero points TensorRT refuses: the QDQ
+    graph is quantized afresh (symmetric int8, calibrated) from the QAT-trained weights, and asks for a
+    calibration set."""
     from segnet_edge.convert.context import float_twin
+    from segnet_edge.model_io import qat_activation_ranges_symmetric
+    from segnet_edge.optimize.quantize import make_qat_model
     from tests.conftest import assert_usage_error, run_cli
 
-    _, qat_path, _ = qat_basic
+    pruned_path = pruned_basic[1]
+    qat = make_qat_model(load_model(pruned_path), preserve_sparsity=True, symmetric=False)
+    x = np.random.default_rng(0).normal(0, 50, (8, 32, 48, 3)).astype(np.float32)
+    for start in range(0, 8, 4):  # forward passes in training mode learn the ranges
+        qat(x[start:start + 4], training=True)
+    metadata = read_metadata(pruned_path)
+    qat_path = save_model(qat, tmp_path / "asymmetric_qat.h5", metadata)
+    assert not qat_activation_ranges_symmetric(qat_path)
     out = tmp_path / "export"
-    assert_usage_error(run_cli("convert", qat_path, "--formats", "onnx-int8", "--out", out), "calibration set")
+    assert_usage_error(run_cli("convert", qat_path, "--formats", "onnx-int8", "--out", out), "--activations symmetric")
     assert not out.exists()
     result = run_cli("convert", qat_path, "--formats", "onnx-int8", "--calib-data", synth_data,
                      "--calib-count", 4, "--eval-data", synth_data, "--out", out)
@@ -164,14 +245,7 @@ def test_qdq_onnx_from_a_qat_model_is_zero_point_0_int8_that_tensorrt_builds(qat
     onnx_int8 = next(a for a in report["artifacts"] if a["format"] == "onnx-int8")
     assert any("QAT-trained weights" in note for note in onnx_int8["notes"])
     assert all(c["passed"] for c in onnx_int8["checks"] if c["name"].startswith("TensorRT")), onnx_int8["checks"]
-    proto = onnx.load(str(out / "model_int8.onnx"))
-    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-    zero_points = [inits[n.input[2]] for n in proto.graph.node
-                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
-    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
-    int8_weights = [inits[n.input[0]] for n in proto.graph.node
-                    if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
-    assert len(int8_weights) == 9 and all(w.dtype == np.int8 for w in int8_weights)
+    _zero_point_0_int8(out / "model_int8.onnx", convs=9)
     # the twin carries the QAT-trained float weights, not tfmot's fake-quantized copies or fresh ones
     qat = load_model(qat_path)
     twin = float_twin(qat, read_metadata(qat_path), "select")
