@@ -31,7 +31,8 @@ class FakeQuantQDQ:
 
     def note(self) -> str:
         return (f"Q/DQ from the QAT model's fake-quant nodes (no calibration): {self.activations} symmetric "
-                f"activation ranges as trained, int8 per-channel weights for {self.weights} convolutions")
+                f"activation ranges as trained, int8 per-channel weights for {self.weights} convolutions "
+                f"(off their QAT grid by at most {self.max_weight_error:.0e} of a channel's peak)")
 
 
 def _zero_point_names(graph) -> set[str]:
@@ -59,8 +60,13 @@ def int8_qdq_from_fake_quant(proto) -> FakeQuantQDQ | None:
 
     nodes = list(graph.node)
     weights, worst = 0, 0.0
+    done: set[str] = set()  # a weight two convolutions share gets one DequantizeLinear
     for conv in [n for n in nodes if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in initializers]:
         name = conv.input[1]
+        if name in done:
+            conv.input[1] = f"{name}_dequantized"
+            continue
+        done.add(name)
         w = numpy_helper.to_array(initializers[name]).astype(np.float32)
         peak = np.abs(w).reshape(w.shape[0], -1).max(axis=1)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)  # an all-zero (pruned) channel: any scale
@@ -79,8 +85,8 @@ def int8_qdq_from_fake_quant(proto) -> FakeQuantQDQ | None:
         weights += 1
     del graph.node[:]
     graph.node.extend(nodes)
-    codes = {node.output[0] for node in nodes if node.op_type == "QuantizeLinear"}
-    kept = [v for v in graph.value_info if v.name not in codes]  # recorded as uint8
+    int8_tensors = {node.output[0] for node in nodes if node.op_type == "QuantizeLinear"}
+    kept = [v for v in graph.value_info if v.name not in int8_tensors]  # recorded as uint8
     del graph.value_info[:]
     graph.value_info.extend(kept)
     used = {name for node in nodes for name in node.input}
