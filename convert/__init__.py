@@ -120,10 +120,13 @@ def convert_model(
     uncalibrated = [f.name for f in chosen
                     if needs_calibration(f, qat, symmetric) and calibration is None and recipe is None]
     if uncalibrated and explicit:
-        hint = ("a QAT model trained with asymmetric ranges needs one for ONNX/TensorRT int8: their zero-point-0 "
-                "int8 ranges are calibrated afresh (`quantize --activations symmetric` avoids it)"
-                if qat and not symmetric else "a QAT model needs one for ONNX Runtime's own uint8 graph"
-                if qat else "or convert a QAT model")
+        if not qat:
+            hint = "or convert a QAT model"
+        elif symmetric:
+            hint = "a QAT model needs one for ONNX Runtime's own uint8 graph"
+        else:
+            hint = ("a QAT model trained with asymmetric ranges needs one for ONNX/TensorRT int8: their "
+                    "zero-point-0 int8 ranges are calibrated afresh (`quantize --activations symmetric` avoids it)")
         raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
                          f"--calib-data SRC ({hint})")
 

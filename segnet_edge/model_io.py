@@ -189,11 +189,10 @@ def qat_activation_ranges_symmetric(path: str | Path) -> bool:
     ranges: dict[str, dict[str, float]] = {}
 
     def visit(name: str, item) -> None:
-        leaf = name.rsplit("/", 1)[-1]
-        for prefix in _ACTIVATION_RANGE_PREFIXES:
-            for end in ("min:0", "max:0"):
-                if isinstance(item, h5py.Dataset) and leaf == prefix + end:
-                    ranges.setdefault(name[: -len(end)], {})[end[:3]] = float(np.asarray(item).ravel()[0])
+        stem, _, end = name.rpartition("_")  # ".../output" and "min:0"
+        if isinstance(item, h5py.Dataset) and end in ("min:0", "max:0") and \
+                f"{stem.rsplit('/', 1)[-1]}_" in _ACTIVATION_RANGE_PREFIXES:
+            ranges.setdefault(stem, {})[end[:3]] = float(np.asarray(item).ravel()[0])
 
     try:
         with h5py.File(Path(path), "r") as f:

@@ -140,9 +140,9 @@ def symmetric_activation_ranges(qat_model: keras.Model) -> int:
 
     Why after `quantize_apply` and not through a QuantizeConfig: annotating the ReLUs ourselves would stop
     tfmot's conv + BN + ReLU pattern from matching, and a fake-quant would land between BN and ReLU. The
-    flag is read only while ranges are learnt; the learnt min = -max is what the saved file carries, so
-    the model converts from it as trained (tfmot's configs do not serialise the flag; a QAT model is
-    never trained further here).
+    flag is read only while ranges are learnt; the saved file carries the learnt ranges, whose zero point
+    is 0 (what `model_io.qat_activation_ranges_symmetric` checks), so the model converts from them as
+    trained (tfmot's configs do not serialise the flag; a QAT model is never trained further here).
     """
     changed = 0
     for layer in qat_model.layers:
