@@ -15,7 +15,9 @@ reported as a failed check and no engine is built from it.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,13 +39,15 @@ def available() -> Availability:
 
 @contextlib.contextmanager
 def _quiet():
-    """tf2onnx and the quantizer log at INFO/WARNING on the root logger; keep the CLI's output readable."""
+    """tf2onnx and the quantizer log at INFO/WARNING on the root logger, and the histogram calibrator prints a
+    line per chunk it reads; keep the CLI's output readable."""
     loggers = [logging.getLogger(), logging.getLogger("tf2onnx")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
@@ -65,18 +69,41 @@ def op_set(proto) -> list[str]:
     return sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in proto.graph.node})
 
 
+def float_tensor_bytes(path: Path) -> int:
+    """Bytes of every float tensor one run of the graph at `path` produces (its static shapes, inferred)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    total = 0
+    for value in (*inferred.graph.value_info, *inferred.graph.output):
+        dims = tensor_dims(value)
+        if value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and dims and all(isinstance(d, int) for d in dims):
+            total += 4 * math.prod(dims)
+    return total
+
+
 def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float,
-                 for_tensorrt: bool = True) -> None:
+                 for_tensorrt: bool = True, chunk_bytes: int | None = None) -> None:
     """ONNX Runtime static quantization to per-channel QDQ int8.
 
     for_tensorrt: symmetric int8 activations (TensorRT takes zero point 0 only), which keep 7 bits
     after a ReLU; otherwise ONNX Runtime's own choice, asymmetric uint8 activations with all 8 bits.
+    A reader with a length and `set_range` (CalibrationReader) is fed in chunks of at most `chunk_bytes`
+    of tensors (default CALIBRATION_CHUNK_BYTES): the percentile calibrator holds a whole chunk's tensors,
+    and 100 full-size frames at once outgrew a 23 GB machine.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from segnet_edge.calibration.onnxruntime import CALIBRATION_CHUNK_BYTES, chunk_batches
 
     extra = {"ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
+    if hasattr(reader, "set_range") and hasattr(reader, "__len__"):
+        budget = CALIBRATION_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        stride = chunk_batches(len(reader), float_tensor_bytes(float_path), budget)
+        if stride < len(reader):
+            extra["CalibStridedMinMax"] = stride  # ONNX Runtime's name; it chunks every calibration method
 
     with _quiet():
         quantize_static(
