@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from segnet_edge.calibration.representative import SOURCE_KINDS
 from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
 
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=None, metavar="S",
                         help="the same seed picks the same frames (default 0)")
     parser.add_argument("--split", default=None, metavar="NAME", help="dataset split to read (default train)")
-    parser.add_argument("--kind", choices=("auto", "dataset", "folder", "video"), default=None,
+    parser.add_argument("--kind", choices=SOURCE_KINDS, default=None,
                         help="what SRC is (default: detected)")
     parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=None,
                         help="an unreadable image (or held-out label): stop and name it (default), or pass it over "
