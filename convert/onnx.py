@@ -83,14 +83,14 @@ def float_tensor_bytes(path: Path) -> int:
 
 
 def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float,
-                 for_tensorrt: bool = True, chunk_bytes: int | None = None) -> None:
+                 for_tensorrt: bool = True, chunk_bytes: int | None = None) -> int:
     """ONNX Runtime static quantization to per-channel QDQ int8.
 
     for_tensorrt: symmetric int8 activations (TensorRT takes zero point 0 only), which keep 7 bits
     after a ReLU; otherwise ONNX Runtime's own choice, asymmetric uint8 activations with all 8 bits.
     A reader with a length and `set_range` (CalibrationReader) is fed in chunks of at most `chunk_bytes`
     of tensors (default CALIBRATION_CHUNK_BYTES): the percentile calibrator holds a whole chunk's tensors,
-    and 100 full-size frames at once outgrew a 23 GB machine.
+    and 100 full-size frames at once outgrew a 23 GB machine. Returns how many chunks it read.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -99,11 +99,13 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
     extra = {"ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
+    chunks = 1
     if hasattr(reader, "set_range") and hasattr(reader, "__len__"):
         budget = CALIBRATION_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
         stride = chunk_batches(len(reader), float_tensor_bytes(float_path), budget)
         if stride < len(reader):
             extra["CalibStridedMinMax"] = stride  # ONNX Runtime's name; it chunks every calibration method
+            chunks = len(reader) // stride
 
     with _quiet():
         quantize_static(
@@ -115,6 +117,7 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
             calibrate_method=CalibrationMethod.Percentile if method == "percentile" else CalibrationMethod.MinMax,
             extra_options=extra,
         )
+    return chunks
 
 
 def _static_shape_check(proto, batch: int) -> Check:
@@ -180,14 +183,15 @@ def calibrated_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str, for_tensorr
     options = ctx.options
     reader = CalibrationReader(ctx.need_calibration(fmt.name), ctx.metadata.normalization, INPUT_NAME, options.batch)
     quantized = ctx.staging / f".quantized-{fmt.name}.onnx"
-    quantize_qdq(ctx.float_onnx(mode), quantized, reader, options.onnx_calib, options.onnx_calib_percentile,
-                 for_tensorrt)
+    chunks = quantize_qdq(ctx.float_onnx(mode), quantized, reader, options.onnx_calib,
+                          options.onnx_calib_percentile, for_tensorrt)
     proto = onnx.load(str(quantized))
     quantized.unlink()
     method = f"percentile {options.onnx_calib_percentile:g}" if options.onnx_calib == "percentile" else "min/max"
     kind = "symmetric int8" if for_tensorrt else "asymmetric uint8"
+    chunked = f", read in {chunks} chunks to bound memory" if chunks > 1 else ""
     return proto, (f"calibrated on {reader.batches_read} batch(es) of {options.batch} ({method} activation ranges, "
-                   f"{kind})")
+                   f"{kind}{chunked})")
 
 
 def write_artifact(ctx: ExportContext, fmt: ExportFormat, proto, mode: str, notes: list[str],

@@ -11,7 +11,8 @@ OUTPUTS = ("probabilities", "labels")  # segnet_edge.models.OUTPUTS, without imp
 TRT_INT8_MODES = ("qdq", "calibrator")
 #: How ONNX Runtime picks each activation's int8 range. Percentile clips the rare outliers that would
 #: otherwise stretch the range of a whole tensor: on the demo model 99.99 raised QDQ agreement with
-#: Keras from 94.1% to 95.6% (99.9 clipped too much: 94.8%, mIoU -1.2).
+#: Keras from 94.1% to 95.6% (99.9 clipped too much: 94.8%, mIoU -1.2). ONNX Runtime's entropy (KL)
+#: calibrator, measured later on other frames: 96.12% against percentile's 96.28% and min/max's 95.64%.
 ONNX_CALIB_METHODS = ("minmax", "percentile")
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
+from segnet_edge.convert.options import IO_DTYPES, ONNX_CALIB_METHODS, OUTPUTS, TRT_INT8_MODES
 
 HELP = "export TFLite / ONNX / TensorRT artifacts with a parity report that proves each one"
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-count", type=positive_int, metavar="N",
                         help="--calib-data frames (default: up to 200)")
     parser.add_argument("--calib-split", metavar="NAME", help="--calib-data dataset split (default train)")
-    parser.add_argument("--onnx-calib", choices=("minmax", "percentile"),
+    parser.add_argument("--onnx-calib", choices=ONNX_CALIB_METHODS,
                         help="QDQ activation ranges: percentile (default; clips rare outliers) or min/max")
     parser.add_argument("--onnx-calib-percentile", type=float, metavar="P",
                         help="--onnx-calib percentile's range cover (default 99.99)")
@@ -36,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parity-frames", type=positive_int, metavar="N", help="frames per parity check (default 8)")
     parser.add_argument("--input-size", type=parse_size, metavar="HxW",
                         help="export at another size than the model was trained at (fully convolutional)")
-    parser.add_argument("--io", dest="io_dtype", choices=("int8", "uint8"),
+    parser.add_argument("--io", dest="io_dtype", choices=IO_DTYPES,
                         help="input/output type of the full-integer TFLite model (default int8)")
-    parser.add_argument("--output", choices=("probabilities", "labels"),
+    parser.add_argument("--output", choices=OUTPUTS,
                         help="model output: class probabilities (default) or a uint8 label map, the argmax "
                         "inside the model (the board skips its own)")
     parser.add_argument("--batch", type=positive_int, metavar="N", help="static batch of ONNX and engines (default 1)")
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX opset (default 17, or 13 for --trt-version below 8.5)")
     parser.add_argument("--trt-version", metavar="X.Y",
                         help="TensorRT on the target (default 8.6; JetPack 4.6 has 8.2, JetPack 5.1 has 8.5)")
-    parser.add_argument("--trt-int8", choices=("qdq", "calibrator"),
+    parser.add_argument("--trt-int8", choices=TRT_INT8_MODES,
                         help="int8 engine from the QDQ graph (default) or the entropy calibrator + cache")
     parser.add_argument("--workspace", dest="workspace_mib", type=positive_int, metavar="MIB",
                         help="TensorRT builder workspace limit in MiB (default 1024)")

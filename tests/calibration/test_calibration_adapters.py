@@ -132,8 +132,8 @@ def test_quantize_qdq_calibrates_in_chunks_within_its_memory_budget(calib, tmp_p
     batch_bytes = float_tensor_bytes(float_path)
     assert batch_bytes == 4 * 2 * SIZE[0] * SIZE[1] * (3 + 4)  # the transposed input and the conv's output
     chunked, whole = RangeLog(calib, NORM, batch=2), RangeLog(calib, NORM, batch=2)
-    quantize_qdq(float_path, tmp_path / "chunked.onnx", chunked, method, 99.99, chunk_bytes=batch_bytes)
-    quantize_qdq(float_path, tmp_path / "whole.onnx", whole, method, 99.99, chunk_bytes=5 * batch_bytes)
+    assert quantize_qdq(float_path, tmp_path / "chunked.onnx", chunked, method, 99.99, chunk_bytes=batch_bytes) == 5
+    assert quantize_qdq(float_path, tmp_path / "whole.onnx", whole, method, 99.99, chunk_bytes=5 * batch_bytes) == 1
     assert chunked.ranges == [(i, i + 1) for i in range(5)] and chunked.batches_read == 5
     assert whole.ranges == [] and whole.batches_read == 5
     got, want = _scales(tmp_path / "chunked.onnx"), _scales(tmp_path / "whole.onnx")
