@@ -125,11 +125,12 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
     from segnet_edge.calibration.tflite import representative_dataset
     from segnet_edge.convert.onnx import INPUT_NAME, export_graph, quantize_qdq
     from segnet_edge.convert.options import ConvertOptions
-    from segnet_edge.convert.tflite import convert_keras, inspect
+    from segnet_edge.convert.tflite import convert_keras, convert_keras_int8_percentile, inspect
     from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
 
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
+    defaults = ConvertOptions()  # the same activation ranges `segnet-edge convert` picks
     float_onnx = out / f"{design}_float.onnx"
     for name in formats:
         family, precision = name.split("-")
@@ -138,7 +139,10 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
         meta = replace(metadata, format=name, unpool_mode=design)
         if family == "tflite":
             representative = representative_dataset(calib, metadata.normalization) if precision == "int8" else None
-            flatbuffer = convert_keras(model, precision, representative, "int8")
+            if representative is not None and defaults.tflite_calib == "percentile":
+                flatbuffer, _ = convert_keras_int8_percentile(model, representative, defaults.tflite_calib_percentile)
+            else:
+                flatbuffer = convert_keras(model, precision, representative, "int8")
             if precision == "int8":
                 graph = inspect(flatbuffer)
                 meta = replace(meta, input_quantization=graph.input_quantization,
@@ -148,7 +152,6 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
             if not float_onnx.is_file():
                 onnx.save(export_graph(model, tuple(metadata.input_size), 1, 17), str(float_onnx))
             if precision == "int8":  # "ort": the same plain graph, with ONNX Runtime's uint8 activations
-                defaults = ConvertOptions()  # the same activation ranges `segnet-edge convert` picks
                 quantize_qdq(float_onnx, path, CalibrationReader(calib, metadata.normalization, INPUT_NAME, 1),
                              defaults.onnx_calib, defaults.onnx_calib_percentile, for_tensorrt=family == "onnx")
                 proto = onnx.load(str(path))

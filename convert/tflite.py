@@ -6,7 +6,8 @@ only, and it quantizes some ops wrongly (ONE_HOT's int8 output gets the scale of
 consumer while on/off keep theirs). Either fails here, naming the op and the layer.
 
 A QAT model (tfmot fake-quant nodes) carries its own ranges, so its int8 model needs
-no calibration set.
+no calibration set. Otherwise each activation's int8 range covers its 99.99th-percentile
+range on the calibration frames (`--tflite-calib`, convert/tflite_ranges.py), not its min to max.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from segnet_edge.convert.context import Check, ConversionError, ExportContext, ExportResult
 from segnet_edge.convert.registry import Availability, ExportFormat
+from segnet_edge.convert.tflite_ranges import RangeChange
 from segnet_edge.device.metadata import TensorQuantization
 
 _INTEGER = ("int8", "uint8", "int16", "int32", "int64", "bool")
@@ -42,13 +44,8 @@ def is_qat_model(model) -> bool:
 # --- conversion ------------------------------------------------------------------------------
 
 
-def convert_keras(model, precision: str, representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
-                  io_dtype: str = "int8", qat: bool = False) -> bytes:
-    """Keras model -> TFLite flatbuffer (input allocated at batch 1); never with Select-TF (Flex) ops.
-
-    from_keras_model, not a traced concrete function: the converter finds a QAT model's
-    fake-quant nodes only in the graph it freezes itself.
-    """
+def _converter(model, precision: str, representative: Callable[[], Iterator[list[np.ndarray]]] | None,
+               io_dtype: str, qat: bool):
     from segnet_edge._tf import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -71,10 +68,43 @@ def convert_keras(model, precision: str, representative: Callable[[], Iterator[l
         converter.inference_output_type = getattr(tf, io_dtype)
     elif precision != "fp32":
         raise ValueError(f"unknown precision {precision!r}")
+    return converter
+
+
+def _run(converter, model) -> bytes:
     try:
         return bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and plain exceptions
         raise ConversionError(explain_converter_error(str(exc), _layers_by_op(model))) from None
+
+
+def convert_keras(model, precision: str, representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+                  io_dtype: str = "int8", qat: bool = False) -> bytes:
+    """Keras model -> TFLite flatbuffer (input allocated at batch 1); never with Select-TF (Flex) ops.
+
+    from_keras_model, not a traced concrete function: the converter finds a QAT model's
+    fake-quant nodes only in the graph it freezes itself. int8 ranges are the calibration's min/max.
+    """
+    return _run(_converter(model, precision, representative, io_dtype, qat), model)
+
+
+def convert_keras_int8_percentile(model, representative: Callable[[], Iterator[list[np.ndarray]]],
+                                  percentile: float, io_dtype: str = "int8") -> tuple[bytes, RangeChange]:
+    """The int8 flatbuffer with each activation range narrowed to its percentile range (convert/tflite_ranges.py)."""
+    from segnet_edge.convert.tflite_ranges import percentile_ranges, quantize_calibrated
+
+    converter = _converter(model, "int8", representative, io_dtype, qat=False)
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - see tflite_ranges
+    calibrated = _run(converter, model)
+    narrowed, change = percentile_ranges(calibrated, representative, percentile)
+    if not change.tensors:
+        raise ConversionError("the TFLite converter returned no calibrated ranges (has TensorFlow's calibrate-only "
+                              "hook changed?); convert with `--tflite-calib minmax`")
+    try:
+        return quantize_calibrated(narrowed, io_dtype), change
+    except Exception as exc:  # noqa: BLE001 - as _run
+        raise ConversionError(f"{explain_converter_error(str(exc), _layers_by_op(model))} "
+                              "(`--tflite-calib minmax` quantizes with the converter's own ranges)") from None
 
 
 def _layers_by_op(model) -> dict[str, list[str]]:
@@ -253,7 +283,12 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
         notes.append(f"calibrated on {len(calib)} frames")
     elif fmt.is_int8:
         notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-    flatbuffer = convert_keras(model, fmt.precision, representative, ctx.options.io_dtype, ctx.qat)
+    if representative is not None and ctx.options.tflite_calib == "percentile":
+        percentile = ctx.options.tflite_calib_percentile
+        flatbuffer, change = convert_keras_int8_percentile(model, representative, percentile, ctx.options.io_dtype)
+        notes.append(change.note(percentile))
+    else:
+        flatbuffer = convert_keras(model, fmt.precision, representative, ctx.options.io_dtype, ctx.qat)
     graph = inspect(flatbuffer)
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
-from segnet_edge.convert.options import IO_DTYPES, ONNX_CALIB_METHODS, OUTPUTS, TRT_INT8_MODES
+from segnet_edge.convert.options import IO_DTYPES, OUTPUTS, RANGE_METHODS, TRT_INT8_MODES
 
 HELP = "export TFLite / ONNX / TensorRT artifacts with a parity report that proves each one"
 
@@ -24,10 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-count", type=positive_int, metavar="N",
                         help="--calib-data frames (default: up to 200)")
     parser.add_argument("--calib-split", metavar="NAME", help="--calib-data dataset split (default train)")
-    parser.add_argument("--onnx-calib", choices=ONNX_CALIB_METHODS,
+    parser.add_argument("--onnx-calib", choices=RANGE_METHODS,
                         help="QDQ activation ranges: percentile (default; clips rare outliers) or min/max")
     parser.add_argument("--onnx-calib-percentile", type=float, metavar="P",
                         help="--onnx-calib percentile's range cover (default 99.99)")
+    parser.add_argument("--tflite-calib", choices=RANGE_METHODS,
+                        help="int8 TFLite activation ranges: percentile (default; clips rare outliers) or min/max "
+                             "(the converter's own)")
+    parser.add_argument("--tflite-calib-percentile", type=float, metavar="P",
+                        help="--tflite-calib percentile's range cover (default 99.99)")
     parser.add_argument("--no-equalize", dest="equalize", action="store_false", default=None,
                         help="keep the model's own per-channel activation scales (default: equalize them on the "
                              "calibration frames, the same float function with finer int8 steps)")
@@ -60,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _OPTION_FIELDS = ("io_dtype", "output", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
-                  "input_size", "calib_count", "calib_split", "onnx_calib", "onnx_calib_percentile", "equalize", "eval_split",
-                  "parity_frames", "seed", "unsafe_load")
+                  "input_size", "calib_count", "calib_split", "onnx_calib", "onnx_calib_percentile", "tflite_calib",
+                  "tflite_calib_percentile", "equalize", "eval_split", "parity_frames", "seed", "unsafe_load")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,6 +86,8 @@ def test_int8_asked_without_calibration(tmp_path, trained_model):
     (["--input-size", "32"], "HEIGHTxWIDTH"),
     (["--onnx-calib", "entropy"], "--onnx-calib"),
     (["--onnx-calib-percentile", "100"], "--onnx-calib-percentile"),
+    (["--tflite-calib", "entropy"], "--tflite-calib"),
+    (["--tflite-calib-percentile", "89"], "--tflite-calib-percentile"),
 ])
 def test_bad_options(tmp_path, trained_model, args, needle):
     out = tmp_path / "out"

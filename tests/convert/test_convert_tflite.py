@@ -73,6 +73,68 @@ def test_one_hot_int8_is_caught_and_select_is_full_integer():
     assert "GATHER" in gather.op_set and not {"ONE_HOT", "SELECT_V2"} & set(gather.op_set)
 
 
+def _int8_outputs_and_scales(flatbuffer: bytes, frames: list[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+    from segnet_edge._tf import tf
+
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = given["quantization"]
+    outputs = []
+    for frame in frames:
+        interpreter.set_tensor(given["index"], np.clip(np.round(frame / scale + zero), -128, 127).astype(np.int8))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(taken["index"]))
+    scales = {t["name"]: t["quantization"][0] for t in interpreter.get_tensor_details()
+              if t["dtype"] == np.int8 and t["quantization"][0] > 0}
+    return np.stack(outputs), scales
+
+
+def test_percentile_ranges_at_full_cover_give_the_converters_own_int8_model():
+    """The calibrate-only -> ranges -> MLIR quantizer path must be the converter's own when no range changes:
+    it catches a TensorFlow release that quantizes calibrated models differently from `convert()`."""
+    from segnet_edge.convert.tflite import convert_keras, convert_keras_int8_percentile
+
+    model = tiny_unpool_model("gather")
+    frames = [frame for (frame,) in representative()]
+    ours, change = convert_keras_int8_percentile(model, representative, 100.0)
+    assert change.tensors > 0 and change.narrowed == 0
+    assert "left all" in change.note(100.0)
+    got, got_scales = _int8_outputs_and_scales(ours, frames)
+    want, want_scales = _int8_outputs_and_scales(convert_keras(model, "int8", representative), frames)
+    np.testing.assert_array_equal(got, want)
+    assert got_scales == want_scales
+
+
+def test_percentile_ranges_narrow_activation_steps_and_keep_the_function():
+    from segnet_edge.convert.tflite import (
+        check_full_integer,
+        convert_keras,
+        convert_keras_int8_percentile,
+        inspect,
+    )
+
+    model = tiny_unpool_model("gather")
+    frames = [frame for (frame,) in representative()]
+    narrowed, change = convert_keras_int8_percentile(model, representative, 99.9)
+    assert 0 < change.narrowed <= change.tensors and 0 < change.median_kept < 1
+    assert f"narrowed {change.narrowed} of {change.tensors}" in change.note(99.9)
+    check_full_integer(inspect(narrowed))
+    got, got_scales = _int8_outputs_and_scales(narrowed, frames)
+    minmax, minmax_scales = _int8_outputs_and_scales(convert_keras(model, "int8", representative), frames)
+    assert got_scales.keys() == minmax_scales.keys()
+    assert all(got_scales[name] <= minmax_scales[name] * (1 + 1e-6) for name in got_scales)  # never wider
+    assert sum(got_scales[name] < 0.99 * minmax_scales[name] for name in got_scales) >= 2  # finer steps
+    reference = np.concatenate([model(frame, training=False).numpy() for frame in frames])
+
+    def error(flatbuffer: bytes, outputs: np.ndarray) -> float:
+        q = inspect(flatbuffer).output_quantization
+        return float(np.abs((outputs[:, 0].astype(np.float32) - q.zero_point) * q.scale - reference).mean())
+
+    clipped, full_range = error(narrowed, got), error(convert_keras(model, "int8", representative), minmax)
+    assert clipped < 0.02 * np.abs(reference).mean() and clipped < 1.5 * full_range, (clipped, full_range)
+
+
 def test_int8_needs_calibration_unless_qat():
     from segnet_edge.convert.tflite import convert_keras
 
