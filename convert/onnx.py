@@ -88,19 +88,21 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
 
     for_tensorrt: symmetric int8 activations (TensorRT takes zero point 0 only), which keep 7 bits
     after a ReLU; otherwise ONNX Runtime's own choice, asymmetric uint8 activations with all 8 bits.
-    A reader with a length and `set_range` (CalibrationReader) is fed in chunks of at most `chunk_bytes`
+    A CalibrationReader (which knows its length and can start at any batch) is fed in chunks of at most `chunk_bytes`
     of tensors (default CALIBRATION_CHUNK_BYTES): the percentile calibrator holds a whole chunk's tensors,
     and 100 full-size frames at once outgrew a 23 GB machine. Returns how many chunks it read.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from segnet_edge.calibration.onnxruntime import CALIBRATION_CHUNK_BYTES, chunk_batches
+    from segnet_edge.calibration.onnxruntime import CALIBRATION_CHUNK_BYTES, CalibrationReader, chunk_batches
 
     extra = {"ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
     chunks = 1
-    if hasattr(reader, "set_range") and hasattr(reader, "__len__"):
+    # Not isinstance: ONNX Runtime's reader ABC calls every class with a get_next a subclass, and its set_range
+    # and __len__ raise NotImplementedError.
+    if CalibrationReader in type(reader).__mro__:
         budget = CALIBRATION_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
         stride = chunk_batches(len(reader), float_tensor_bytes(float_path), budget)
         if stride < len(reader):
