@@ -128,3 +128,31 @@ def test_convert_output_labels_end_to_end(tmp_path, output):
         assert meta.output == "labels"
     with pytest.raises(Exception, match="--output"):
         ConvertOptions(output="logits")
+
+
+def test_variant_artifacts_take_the_activation_ranges_convert_takes(tmp_path, camvid_sample):
+    """The pooling-overhead rows compare like with like: a variant's int8 TFLite model gets the percentile
+    ranges `segnet-edge convert` gives ours, and its QDQ graph ONNX Runtime's chunk-read calibration."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from bench.artifacts import export_variant
+    from bench.variants import with_pooling
+    from segnet_edge.calibration import CalibrationRecipe, build_calibration_set
+    from segnet_edge.calibration.tflite import representative_dataset
+    from segnet_edge.convert.options import ConvertOptions
+    from segnet_edge.convert.tflite import check_full_integer, convert_keras_int8_percentile, inspect
+    from segnet_edge.device.metadata import ModelMetadata
+
+    assert ConvertOptions().tflite_calib == "percentile"
+    calib = build_calibration_set(CalibrationRecipe(source=str(camvid_sample), size=(45, 60), count=4, holdout=0))
+    metadata = ModelMetadata(tuple(f"c{i}" for i in range(5)), ((0, 0, 0),) * 5, (45, 60))
+    plain = with_pooling(_small(), "plain")
+    paths = export_variant(plain, metadata, "plain", tmp_path, calib, formats=("tflite-int8", "onnx-int8"),
+                           log=lambda _: None)
+    flatbuffer = paths["tflite-int8"].read_bytes()
+    check_full_integer(inspect(flatbuffer))
+    want, _ = convert_keras_int8_percentile(plain, representative_dataset(calib, metadata.normalization), 99.99)
+    scales = [{t["name"]: t["quantization"] for t in Interpreter(model_content=content).get_tensor_details()}
+              for content in (flatbuffer, want)]
+    assert scales[0] == scales[1]
+    assert paths["onnx-int8"].stat().st_size > 0
