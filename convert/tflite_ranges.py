@@ -12,6 +12,7 @@ ranges, exactly as `convert()` would with its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -59,7 +60,8 @@ def percentile_ranges(calibrated: bytes, representative: Callable[[], Iterator[l
     seen = {i: [np.inf, -np.inf] for i in ranges}
     # Without XNNPACK: inside a delegated partition, intermediate tensors are never written back.
     interpreter = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                              num_threads=os.cpu_count() or 1)
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
     for (frame,) in representative():
