@@ -125,7 +125,7 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
     from segnet_edge.calibration.tflite import representative_dataset
     from segnet_edge.convert.onnx import INPUT_NAME, export_graph, quantize_qdq
     from segnet_edge.convert.options import ConvertOptions
-    from segnet_edge.convert.tflite import convert_keras, convert_keras_int8_percentile, inspect
+    from segnet_edge.convert.tflite import convert_keras, convert_keras_int8, inspect
     from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
 
     out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,9 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
         meta = replace(metadata, format=name, unpool_mode=design)
         if family == "tflite":
             representative = representative_dataset(calib, metadata.normalization) if precision == "int8" else None
-            if representative is not None and defaults.tflite_calib == "percentile":
-                flatbuffer, _ = convert_keras_int8_percentile(model, representative, defaults.tflite_calib_percentile)
+            if representative is not None:
+                flatbuffer, _ = convert_keras_int8(model, representative, "int8", defaults.tflite_calib,
+                                                   defaults.tflite_calib_percentile)
             else:
                 flatbuffer = convert_keras(model, precision, representative, "int8")
             if precision == "int8":

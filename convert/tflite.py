@@ -107,6 +107,16 @@ def convert_keras_int8_percentile(model, representative: Callable[[], Iterator[l
                               "(`--tflite-calib minmax` quantizes with the converter's own ranges)") from None
 
 
+def convert_keras_int8(model, representative: Callable[[], Iterator[list[np.ndarray]]], io_dtype: str,
+                       ranges: str, percentile: float) -> tuple[bytes, str]:
+    """The calibrated int8 flatbuffer with `ranges` ("percentile" or "minmax") activation ranges, and the report's
+    note on them: the one choice `convert` and the bench's variants both make."""
+    if ranges == "percentile":
+        flatbuffer, change = convert_keras_int8_percentile(model, representative, percentile, io_dtype)
+        return flatbuffer, change.note(percentile)
+    return convert_keras(model, "int8", representative, io_dtype), "activation ranges: the calibration's min/max"
+
+
 def _layers_by_op(model) -> dict[str, list[str]]:
     """TF op type -> the Keras layers whose graph holds it (node names are `model/layer/op`)."""
     from segnet_edge._tf import tf
@@ -283,10 +293,10 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
         notes.append(f"calibrated on {len(calib)} frames")
     elif fmt.is_int8:
         notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-    if representative is not None and ctx.options.tflite_calib == "percentile":
-        percentile = ctx.options.tflite_calib_percentile
-        flatbuffer, change = convert_keras_int8_percentile(model, representative, percentile, ctx.options.io_dtype)
-        notes.append(change.note(percentile))
+    if representative is not None:
+        flatbuffer, note = convert_keras_int8(model, representative, ctx.options.io_dtype, ctx.options.tflite_calib,
+                                              ctx.options.tflite_calib_percentile)
+        notes.append(note)
     else:
         flatbuffer = convert_keras(model, fmt.precision, representative, ctx.options.io_dtype, ctx.qat)
     graph = inspect(flatbuffer)
