@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo_out
 PYTEST_ARGS ?=
+# Two pytest-xdist workers, one per core; tests/conftest.py keeps tests that share a fixture together.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint bench reliability clean
 
@@ -20,7 +22,7 @@ demo: install
 	$(BIN)/python -m segnet_edge.demo --out $(DEMO)
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
