@@ -283,22 +283,19 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     if not availability.ok:
         return ExportResult(skipped=availability.reason)
     model, mode = ctx.model_for(fmt)
-    representative = None
     notes = []
     if fmt.is_int8 and not ctx.qat:
         from segnet_edge.calibration.tflite import representative_dataset
 
         calib = ctx.need_calibration(fmt.name)
         representative = representative_dataset(calib, ctx.metadata.normalization)
-        notes.append(f"calibrated on {len(calib)} frames")
-    elif fmt.is_int8:
-        notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-    if representative is not None:
         flatbuffer, note = convert_keras_int8(model, representative, ctx.options.io_dtype, ctx.options.tflite_calib,
                                               ctx.options.tflite_calib_percentile)
-        notes.append(note)
-    else:
-        flatbuffer = convert_keras(model, fmt.precision, representative, ctx.options.io_dtype, ctx.qat)
+        notes += [f"calibrated on {len(calib)} frames", note]
+    else:  # float, or a QAT model's int8 from its own ranges
+        if fmt.is_int8:
+            notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
+        flatbuffer = convert_keras(model, fmt.precision, None, ctx.options.io_dtype, ctx.qat)
     graph = inspect(flatbuffer)
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]
