@@ -295,7 +295,7 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     else:  # float, or a QAT model's int8 from its own ranges
         if fmt.is_int8:
             notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-        flatbuffer = convert_keras(model, fmt.precision, None, ctx.options.io_dtype, ctx.qat)
+        flatbuffer = convert_keras(model, fmt.precision, io_dtype=ctx.options.io_dtype, qat=ctx.qat)
     graph = inspect(flatbuffer)
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]
