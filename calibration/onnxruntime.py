@@ -67,6 +67,25 @@ class CalibrationReader(CalibrationDataReader):
         return len(self.calib) // self.batch
 
 
+class ZeroFrameReader(CalibrationDataReader):
+    """One all-zero batch, then None: ONNX Runtime's quantizer runs its calibration pass even when every
+    range comes from elsewhere (a QAT model's `TensorQuantOverrides`), and needs an input of the right shape."""
+
+    def __init__(self, shape: tuple[int, ...], input_name: str = "image"):
+        self.shape = shape
+        self.input_name = input_name
+        self._done = False
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._done:
+            return None
+        self._done = True
+        return {self.input_name: np.zeros(self.shape, np.float32)}
+
+    def rewind(self) -> None:
+        self._done = False
+
+
 def chunk_batches(total_batches: int, batch_bytes: int, budget_bytes: int = CALIBRATION_CHUNK_BYTES) -> int:
     """Batches per collect_data call: the largest divisor of total_batches (quantize_static requires one)
     whose tensors fit budget_bytes, at least 1."""

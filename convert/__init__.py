@@ -122,8 +122,6 @@ def convert_model(
     if uncalibrated and explicit:
         if not qat:
             hint = "or convert a QAT model"
-        elif symmetric:
-            hint = "a QAT model needs one for ONNX Runtime's own uint8 graph"
         else:
             hint = ("a QAT model trained with asymmetric ranges needs one for ONNX/TensorRT int8: their "
                     "zero-point-0 int8 ranges are calibrated afresh (`quantize --activations symmetric` avoids it)")
@@ -188,10 +186,10 @@ def convert_model(
 
 def needs_calibration(fmt: ExportFormat, qat: bool, symmetric_qat: bool = False) -> bool:
     """int8 needs activation ranges; a QAT model brings its own, which TFLite uses as they are, and the
-    TensorRT QDQ graph too when they are symmetric (zero point 0); ONNX Runtime's uint8 graph recalibrates."""
+    ONNX graphs too when they are symmetric (zero point 0: TensorRT's QDQ graph, ONNX Runtime's uint8 one)."""
     if not fmt.is_int8 or not qat:
         return fmt.is_int8
-    return not (fmt.family == "tflite" or (symmetric_qat and fmt.family in ("onnx", "tensorrt")))
+    return not (fmt.family == "tflite" or symmetric_qat)
 
 
 def remove_stale_staging(out: Path) -> list[Path]:

@@ -179,11 +179,15 @@ def model_unpool_mode(model, default: str) -> str:
 
 
 def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
-    """The plain network holding a QAT model's trained float weights, tfmot's wrappers stripped.
+    """The plain network holding the weights a QAT model computes with, tfmot's wrappers stripped.
 
-    For the QDQ ONNX graph of a QAT model trained with tfmot's asymmetric ranges (`quantize --activations
-    asymmetric`): TensorRT takes only int8 with zero point 0, so that graph is quantized afresh from these
-    weights. A symmetric QAT model gives its own graph instead (convert/qat_qdq.py).
+    Those are the fake-quantized kernels (each on its per-channel int8 grid, the grid's range as stored
+    in the file), not the float variables behind them: training moves the variables once more after
+    the last range update, and a short QAT run leaves them far enough off their grid that re-rounding
+    them changed a quarter of a small model's pixels. The exporters that quantize the network
+    themselves read it: the QDQ graph of a QAT model with tfmot's asymmetric ranges (`quantize
+    --activations asymmetric`; TensorRT takes only zero point 0) and ONNX Runtime's own uint8 graph
+    (convert/qat_ranges.py). A symmetric QAT model's TensorRT graph is its own (convert/qat_qdq.py).
     """
     from segnet_edge.models import ModelConfig, build_model
     from segnet_edge.optimize.report import unwrap
@@ -205,4 +209,11 @@ def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
             raise ConversionError(f"the QAT model's layer {layer.name!r} does not match a rebuilt {metadata.arch} "
                                   f"alpha {metadata.alpha:g}; was it quantized by `segnet-edge quantize`?")
         layer.set_weights(values)
+    for wrapper in qat_model.layers:
+        for weight, quantizer, quantizer_vars in getattr(wrapper, "_weight_vars", None) or []:
+            layer = model.get_layer(unwrap(wrapper).name)
+            values = layer.get_weights()
+            values[[short(w) for w in layer.weights].index(short(weight))] = (
+                quantizer(weight, False, weights=quantizer_vars).numpy())  # tfmot's inference-time call
+            layer.set_weights(values)
     return model

@@ -83,14 +83,17 @@ def float_tensor_bytes(path: Path) -> int:
 
 
 def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float,
-                 for_tensorrt: bool = True, chunk_bytes: int | None = None) -> int:
+                 for_tensorrt: bool = True, chunk_bytes: int | None = None,
+                 overrides: dict[str, list[dict]] | None = None) -> int:
     """ONNX Runtime static quantization to per-channel QDQ int8.
 
     for_tensorrt: symmetric int8 activations (TensorRT takes zero point 0 only), which keep 7 bits
     after a ReLU; otherwise ONNX Runtime's own choice, asymmetric uint8 activations with all 8 bits.
     A CalibrationReader (which knows its length and can start at any batch) is fed in chunks of at most `chunk_bytes`
     of tensors (default CALIBRATION_CHUNK_BYTES): the percentile calibrator holds a whole chunk's tensors,
-    and 100 full-size frames at once outgrew a 23 GB machine. Returns how many chunks it read.
+    and 100 full-size frames at once outgrew a 23 GB machine. `overrides`: ONNX Runtime's
+    TensorQuantOverrides (tensor -> scale and zero point), which win over the calibrated ranges.
+    Returns how many chunks it read.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -99,6 +102,8 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
     extra = {"ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
     chunks = 1
     # Not isinstance: ONNX Runtime's reader ABC calls every class with a get_next a subclass, and its set_range
     # and __len__ raise NotImplementedError.
@@ -194,6 +199,33 @@ def calibrated_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str, for_tensorr
     chunked = f", read in {chunks} chunks to bound memory" if chunks > 1 else ""
     return proto, (f"calibrated on {reader.batches_read} batch(es) of {options.batch} ({method} activation ranges, "
                    f"{kind}{chunked})")
+
+
+def qat_ranged_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str):
+    """(ONNX Runtime's uint8 QDQ graph of a symmetric QAT model's float twin with the ranges the QAT model
+    learnt, no calibration set (convert/qat_ranges.py); the report's note on how)."""
+    import onnx
+
+    from segnet_edge.calibration.onnxruntime import ZeroFrameReader
+    from segnet_edge.convert.qat_ranges import (
+        check_every_range_learnt,
+        clamp_as_trained,
+        fake_quant_ranges,
+        quantize_where_trained,
+        range_overrides,
+    )
+
+    float_path = ctx.float_onnx(mode)
+    learnt = range_overrides(onnx.load(str(float_path)), fake_quant_ranges(ctx.keras_model()), INPUT_NAME)
+    reader = ZeroFrameReader((ctx.options.batch, *ctx.input_size, 3), INPUT_NAME)
+    quantized = ctx.staging / f".quantized-{fmt.name}.onnx"
+    quantize_qdq(float_path, quantized, reader, "minmax", 0.0, for_tensorrt=False, overrides=learnt.overrides)
+    proto = onnx.load(str(quantized))
+    quantized.unlink()
+    count = check_every_range_learnt(proto, learnt) + quantize_where_trained(proto, learnt)
+    clamped = clamp_as_trained(proto, learnt)
+    return proto, (f"ranges from the QAT model's fake-quant nodes (no calibration): {count} uint8 activation "
+                   f"quantizers on the QAT steps, {clamped} ReLU outputs clipped at int8 code 127 as in QAT")
 
 
 def write_artifact(ctx: ExportContext, fmt: ExportFormat, proto, mode: str, notes: list[str],

@@ -4,13 +4,15 @@ model.onnx and model_int8.onnx must parse in TensorRT, so they spell the pooling
 with portable ops that ONNX Runtime runs slowly; these artifacts give ONNX Runtime users
 (x86 and Arm CPUs, a board without TensorRT) the form its kernels are fast at
 (convert/ort_pooling.py). The int8 graph keeps ONNX Runtime's own asymmetric uint8
-activations: with no TensorRT to serve, a ReLU output keeps all 8 bits, not 7.
+activations: with no TensorRT to serve, a ReLU output keeps all 8 bits, not 7. A symmetric
+QAT model's graph takes the ranges the model learnt instead of calibrated ones
+(convert/qat_ranges.py), so it needs no calibration set.
 """
 
 from __future__ import annotations
 
 from segnet_edge.convert.context import ExportContext, ExportResult
-from segnet_edge.convert.onnx import available, calibrated_qdq, write_artifact
+from segnet_edge.convert.onnx import available, calibrated_qdq, qat_ranged_qdq, write_artifact
 from segnet_edge.convert.ort_pooling import ORT_UNPOOL_MODE, pool_quantized_values
 from segnet_edge.convert.registry import ExportFormat
 
@@ -30,7 +32,10 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
                                     "ort-int8 for ONNX Runtime")
     notes = [NOTE]
     if fmt.is_int8:
-        proto, note = calibrated_qdq(ctx, fmt, ORT_UNPOOL_MODE, for_tensorrt=False)
+        if ctx.qat_symmetric:
+            proto, note = qat_ranged_qdq(ctx, fmt, ORT_UNPOOL_MODE)
+        else:
+            proto, note = calibrated_qdq(ctx, fmt, ORT_UNPOOL_MODE, for_tensorrt=False)
         notes.append(note)
         pooled = pool_quantized_values(proto)
         notes.append(f"{pooled} index-recording MaxPool(s) read the uint8 tensor directly (no float round trip)")

@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
          "--epochs", args.finetune_epochs, "--out", str(pruned))
     step("quantization-aware training of the pruned model (sparsity preserved)", "quantize", str(pruned),
          "--data", str(data), "--qat", "--epochs", args.finetune_epochs, "--out", str(qat))
-    missed |= step("convert the pruned QAT model: TFLite int8 and TensorRT's QDQ int8 both from the ranges QAT "
-                   "learnt (symmetric, zero point 0), no calibration set", "convert", str(qat), "--formats",
-                   "tflite-int8", "onnx-int8", "--eval-data", str(data), "--eval-split", "test",
+    missed |= step("convert the pruned QAT model: TFLite int8, TensorRT's QDQ int8 and ONNX Runtime's uint8 graph, "
+                   "all from the ranges QAT learnt (symmetric, zero point 0), no calibration set", "convert", str(qat),
+                   "--formats", "tflite-int8", "onnx-int8", "ort-int8", "--eval-data", str(data), "--eval-split", "test",
                    "--out", str(out / "export_pruned_qat"), missed_targets_ok=True)
     step("profile fp32 vs int8 on the device runtime (no TensorFlow in the loop)", "profile",
          str(export / "model_fp32.tflite"), str(export / "model_int8.tflite"), str(export / "model_int8.onnx"),

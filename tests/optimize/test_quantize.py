@@ -161,6 +161,20 @@ def _zero_point_0_int8(path, convs: int) -> dict:
     return {"proto": proto, "inits": inits}
 
 
+def _learnt_steps(qat_path) -> np.ndarray:
+    """(max - min) / 255 of every activation range stored in the QAT file, read with h5py (no TensorFlow)."""
+    ranges: dict[str, dict[str, float]] = {}
+
+    def visit(name: str, item) -> None:
+        for end in ("min:0", "max:0"):
+            if name.endswith(tuple(f"{p}_{end}" for p in ("output", "post_activation", "quantize_layer"))):
+                ranges.setdefault(name[:-len(end)], {})[end[:3]] = float(np.asarray(item).ravel()[0])
+
+    with h5py.File(qat_path, "r") as f:
+        f["model_weights"].visititems(visit)
+    return np.array([(r["max"] - r["min"]) / 255 for r in ranges.values()])
+
+
 def test_qdq_onnx_from_a_symmetric_qat_model_is_its_own_fake_quant_graph(qat_basic, tmp_path):
     """`quantize`'s default learns symmetric ranges, so the TensorRT QDQ graph is the QAT model's own
     fake-quant graph, zero point 0, with no calibration set, and computes what the QAT model computes."""
@@ -180,18 +194,9 @@ def test_qdq_onnx_from_a_symmetric_qat_model_is_its_own_fake_quant_graph(qat_bas
     assert all(c["passed"] for c in onnx_int8["checks"] if c["name"].startswith("TensorRT")), onnx_int8["checks"]
     graph = _zero_point_0_int8(out / "model_int8.onnx", convs=9)
     # every activation scale is one the QAT model learnt: (max - min) / 255 of a stored range
-    ranges: dict[str, dict[str, float]] = {}
-
-    def visit(name: str, item) -> None:
-        for end in ("min:0", "max:0"):
-            if name.endswith(tuple(f"{p}_{end}" for p in ("output", "post_activation", "quantize_layer"))):
-                ranges.setdefault(name[:-len(end)], {})[end[:3]] = float(np.asarray(item).ravel()[0])
-
-    with h5py.File(qat_path, "r") as f:
-        f["model_weights"].visititems(visit)
-    learnt = np.array([(r["max"] - r["min"]) / 255 for r in ranges.values()])
+    learnt = _learnt_steps(qat_path)
     scales = [float(graph["inits"][n.input[1]]) for n in graph["proto"].graph.node if n.op_type == "QuantizeLinear"]
-    assert len(scales) == len(ranges)
+    assert len(scales) == len(learnt)
     assert all(np.min(np.abs(learnt - s) / s) < 1e-5 for s in scales)
     # and it computes the QAT model's function as faithfully as a TFLite int8 model made from the same ranges
     # (SegNet-Basic's LRN keeps that one float inside, so it is made here, not by convert)
@@ -217,6 +222,51 @@ def test_qdq_onnx_from_a_symmetric_qat_model_is_its_own_fake_quant_graph(qat_bas
     agreement = {name: np.mean(got.argmax(-1) == expected.argmax(-1))
                  for name, got in (("qdq", qdq), ("tflite", np.concatenate(tflite)))}
     assert agreement["qdq"] >= agreement["tflite"] - 0.02, agreement  # an untrained model: near-uniform scores
+
+
+def test_ort_onnx_from_a_symmetric_qat_model_keeps_its_learnt_ranges(qat_basic, tmp_path):
+    """ONNX Runtime's own uint8 graph (MaxPool indices + MaxUnpool) of a symmetric QAT model takes the ranges
+    the model learnt, with no calibration set: every activation on a QAT step, each ReLU output's codes
+    clipped at int8 code 127 as the fake-quant did, and the QAT model's function as closely as the QDQ
+    graph built from its own fake-quant nodes."""
+    import onnx
+    from onnx import numpy_helper
+
+    from segnet_edge.convert.parity import run_artifact
+    from tests.conftest import run_cli
+
+    _, qat_path, _ = qat_basic
+    out = tmp_path / "export"
+    result = run_cli("convert", qat_path, "--formats", "ort-int8", "onnx-int8", "--out", out)  # no --calib
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    ort_int8 = next(a for a in report["artifacts"] if a["format"] == "ort-int8")
+    assert any("fake-quant nodes (no calibration)" in note for note in ort_int8["notes"]), ort_int8["notes"]
+    proto = onnx.load(str(out / "model_ort_int8.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    nodes = list(proto.graph.node)
+    assert {"MaxPool", "MaxUnpool"} <= {n.op_type for n in nodes}
+    learnt = np.append(_learnt_steps(qat_path), 1 / 255)  # and the softmax's fixed [0, 1]
+    quantizers = [n for n in nodes if n.op_type == "QuantizeLinear"]
+    for q in quantizers:
+        scale = float(inits[q.input[1]])
+        assert inits[q.input[2]].dtype == np.uint8 and np.min(np.abs(learnt - scale) / scale) < 1e-5, q.input[0]
+    clips = [n for n in nodes if n.op_type == "Clip"]
+    producers = {o: n for n in nodes for o in n.output}
+    assert clips
+    for clip in clips:
+        quantize = producers[clip.input[0]]
+        assert quantize.op_type == "QuantizeLinear" and int(inits[quantize.input[2]]) == 0
+        assert (int(inits[clip.input[1]]), int(inits[clip.input[2]])) == (0, 127)
+        assert inits[clip.input[2]].dtype == np.uint8
+    qat = load_model(qat_path)
+    x = np.random.default_rng(1).normal(0, 50, (2, 32, 48, 3)).astype(np.float32)
+    expected = qat.predict(x, batch_size=1, verbose=0)
+    got = {name: run_artifact(out / file, x) for name, file in (("ort", "model_ort_int8.onnx"),
+                                                               ("qdq", "model_int8.onnx"))}
+    assert np.abs(got["ort"] - expected).max() < 0.05
+    agreement = {name: np.mean(g.argmax(-1) == expected.argmax(-1)) for name, g in got.items()}
+    assert agreement["ort"] >= agreement["qdq"] - 0.01, agreement
 
 
 def test_qdq_onnx_from_an_asymmetric_qat_model_is_calibrated_afresh(pruned_basic, synth_data, tmp_path):
@@ -247,9 +297,14 @@ def test_qdq_onnx_from_an_asymmetric_qat_model_is_calibrated_afresh(pruned_basic
     assert any("QAT-trained weights" in note for note in onnx_int8["notes"])
     assert all(c["passed"] for c in onnx_int8["checks"] if c["name"].startswith("TensorRT")), onnx_int8["checks"]
     _zero_point_0_int8(out / "model_int8.onnx", convs=9)
-    # the twin carries the QAT-trained float weights, not tfmot's fake-quantized copies or fresh ones
+    # the twin carries the kernels the QAT model computes with: its trained variables fake-quantized, each
+    # output channel on the int8 grid of the range stored beside it, not the variables themselves
     qat = load_model(qat_path)
     twin = float_twin(qat, read_metadata(qat_path), "select")
     wrapper = next(layer for layer in qat.layers if layer.name == "quant_conv1" or layer.name.endswith("conv1"))
-    kernel = next(w for w in wrapper.weights if w.name.split("/")[-1].startswith("kernel:"))
-    np.testing.assert_array_equal(twin.get_layer("conv1").kernel.numpy(), kernel.numpy())
+    stored = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in wrapper.weights}
+    twin_kernel = twin.get_layer("conv1").kernel.numpy()
+    codes = twin_kernel / (np.maximum(np.abs(stored["kernel_min"]), stored["kernel_max"]) / 127)
+    np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)
+    assert np.abs(np.round(codes)).max() <= 127
+    assert not np.array_equal(twin_kernel, stored["kernel"])
