@@ -227,12 +227,11 @@ def test_qdq_onnx_from_a_symmetric_qat_model_is_its_own_fake_quant_graph(qat_bas
 def test_ort_onnx_from_a_symmetric_qat_model_keeps_its_learnt_ranges(qat_basic, tmp_path):
     """ONNX Runtime's own uint8 graph (MaxPool indices + MaxUnpool) of a symmetric QAT model takes the ranges
     the model learnt, with no calibration set: every activation on a QAT step, each ReLU output's codes
-    clipped at int8 code 127 as the fake-quant did, and the QAT model's function as closely as the QDQ
-    graph built from its own fake-quant nodes."""
+    clipped at int8 code 127 as the fake-quant did, the kernels the QAT model computes with, and so its
+    function."""
     import onnx
     from onnx import numpy_helper
 
-    from segnet_edge.convert.parity import run_artifact
     from tests.conftest import run_cli
 
     _, qat_path, _ = qat_basic
@@ -259,14 +258,21 @@ def test_ort_onnx_from_a_symmetric_qat_model_keeps_its_learnt_ranges(qat_basic, 
         assert quantize.op_type == "QuantizeLinear" and int(inits[quantize.input[2]]) == 0
         assert (int(inits[clip.input[1]]), int(inits[clip.input[2]])) == (0, 127)
         assert inits[clip.input[2]].dtype == np.uint8
+    # The graph as written (ONNX Runtime's optimizations off: every Q/DQ pair rounds as the ONNX spec says)
+    # computes the QAT model's function. The default session fuses convolutions into integer kernels whose
+    # own rounding moves values of this barely trained model's coarse grids by a step and flips 0-15% of
+    # its near-uniform pixels from run to run, so that session is measured on the demo model (README).
+    import onnxruntime as ort
+
     qat = load_model(qat_path)
     x = np.random.default_rng(1).normal(0, 50, (2, 32, 48, 3)).astype(np.float32)
     expected = qat.predict(x, batch_size=1, verbose=0)
-    got = {name: run_artifact(out / file, x) for name, file in (("ort", "model_ort_int8.onnx"),
-                                                               ("qdq", "model_int8.onnx"))}
-    assert np.abs(got["ort"] - expected).max() < 0.05
-    agreement = {name: np.mean(g.argmax(-1) == expected.argmax(-1)) for name, g in got.items()}
-    assert agreement["ort"] >= agreement["qdq"] - 0.01, agreement
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    as_written = ort.InferenceSession(str(out / "model_ort_int8.onnx"), options, providers=["CPUExecutionProvider"])
+    got = np.concatenate([as_written.run(None, {"image": frame[None]})[0] for frame in x])
+    assert np.abs(got - expected).max() < 0.02
+    assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= 0.99
 
 
 def test_qdq_onnx_from_an_asymmetric_qat_model_is_calibrated_afresh(pruned_basic, synth_data, tmp_path):
