@@ -239,6 +239,9 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     if frames is not None:
         log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
         probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1)
+        if ctx.qat and not fmt.is_int8:  # built from the float twin: proven against it
+            reference = ctx.float_reference(frames.inputs)
+            report.notes.append("parity against the QAT model's float twin (its weights without fake-quant)")
         report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)
         if fmt.family == "tflite" and fmt.is_int8 and ctx.options.output == "probabilities":
             from segnet_edge.convert.index_share import measure_index_share

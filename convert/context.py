@@ -22,6 +22,9 @@ from segnet_edge.device.metadata import ModelMetadata
 #: Calibration frames the activation peaks are measured on (the int8 ranges use them all).
 EQUALIZE_FRAMES = 64
 
+#: The report's note on a QAT model's float artifacts.
+FLOAT_TWIN_NOTE = "a QAT model's float twin: the weights it computes with, no fake-quant"
+
 
 class ConversionError(UsageError):
     """The model cannot become this artifact as asked (e.g. an op TFLite has no int8 builtin for)."""
@@ -113,10 +116,15 @@ class ExportContext:
         """The Keras model to export `fmt` from and its unpooling formulation.
 
         A QAT model keeps the formulation it was trained with: tfmot's wrappers fix the graph
-        (`segnet-edge quantize` trains with "select", the form every int8 path needs).
+        (`segnet-edge quantize` trains with "select", the form every int8 path needs). Its float formats
+        come from its float twin: a fake-quant graph is no float artifact (TFLite's converter even
+        quantizes one it is asked for at fp16).
         """
         from segnet_edge.convert.registry import unpool_mode
 
+        if self.qat and not fmt.is_int8:
+            mode = unpool_mode(fmt, self.options.trt_version)
+            return self.float_keras(mode), mode
         if self.qat:
             model = self.keras_model()
             mode = model_unpool_mode(model, self.metadata.unpool_mode)
@@ -141,6 +149,13 @@ class ExportContext:
                 model = with_label_output(model)
             self._keras[key] = model
         return self._keras[key]
+
+    def float_reference(self, inputs: np.ndarray) -> np.ndarray:
+        """A QAT model's float twin on the parity frames: what its float artifacts are compared with."""
+        if "float-twin-reference" not in self._keras:  # probabilities even under --output labels
+            twin = float_twin(self.keras_model(), self.metadata, "select")
+            self._keras["float-twin-reference"] = twin.predict(inputs, batch_size=1, verbose=0)
+        return self._keras["float-twin-reference"]
 
     def float_onnx(self, unpool_mode: str) -> Path:
         """A float ONNX graph (no metadata) in staging, exported once per unpool mode (or "maxunpool")."""

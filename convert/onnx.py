@@ -21,7 +21,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from segnet_edge.convert.context import Check, ExportContext, ExportResult
+from segnet_edge.convert.context import FLOAT_TWIN_NOTE, Check, ExportContext, ExportResult
 from segnet_edge.convert.registry import Availability, ExportFormat
 from segnet_edge.convert.trt_support import check_onnx_for_tensorrt, support_for, tensor_dims
 
@@ -143,11 +143,10 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     options = ctx.options
     model, mode = ctx.model_for(fmt)
     notes = []
-    if ctx.qat and not fmt.is_int8:
-        proto = export_graph(model, ctx.input_size, options.batch, options.onnx_opset)
-        notes.append("Q/DQ from the QAT model's fake-quant nodes (no calibration)")
-    elif not fmt.is_int8:
+    if not fmt.is_int8:
         proto = onnx.load(str(ctx.float_onnx(mode)))
+        if ctx.qat:
+            notes.append(FLOAT_TWIN_NOTE)
     else:
         from segnet_edge.convert.registry import unpool_mode
 

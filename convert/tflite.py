@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from segnet_edge.convert.context import Check, ConversionError, ExportContext, ExportResult
+from segnet_edge.convert.context import FLOAT_TWIN_NOTE, Check, ConversionError, ExportContext, ExportResult
 from segnet_edge.convert.registry import Availability, ExportFormat
 from segnet_edge.convert.tflite_ranges import RangeChange
 from segnet_edge.device.metadata import TensorQuantization
@@ -292,10 +292,12 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
         flatbuffer, note = convert_keras_int8(model, representative, ctx.options.io_dtype, ctx.options.tflite_calib,
                                               ctx.options.tflite_calib_percentile)
         notes += [f"calibrated on {len(calib)} frames", note]
-    else:  # float, or a QAT model's int8 from its own ranges
+    else:  # float (a QAT model's float twin), or a QAT model's int8 from its own ranges
         if fmt.is_int8:
             notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-        flatbuffer = convert_keras(model, fmt.precision, io_dtype=ctx.options.io_dtype, qat=ctx.qat)
+        elif ctx.qat:
+            notes.append(FLOAT_TWIN_NOTE)
+        flatbuffer = convert_keras(model, fmt.precision, io_dtype=ctx.options.io_dtype, qat=ctx.qat and fmt.is_int8)
     graph = inspect(flatbuffer)
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]

@@ -275,6 +275,34 @@ def test_ort_onnx_from_a_symmetric_qat_model_keeps_its_learnt_ranges(qat_basic, 
     assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= 0.99
 
 
+def test_float_artifacts_of_a_qat_model_are_its_float_twin(qat_basic, synth_data, tmp_path):
+    """A QAT model's fp32/fp16 artifacts are float networks with the weights it computes with, proven
+    against that float twin: not its fake-quant graph (which TFLite's converter quantizes to int8 even
+    when asked for fp16)."""
+    import onnx
+
+    from tests.conftest import run_cli
+
+    _, qat_path, _ = qat_basic
+    out = tmp_path / "export"
+    formats = ("tflite-fp32", "tflite-fp16", "onnx-fp32", "ort-fp32")
+    result = run_cli("convert", qat_path, "--formats", *formats, "--eval-data", synth_data, "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    for artifact in report["artifacts"]:
+        assert artifact["status"] == "pass", artifact
+        assert any("float twin" in note for note in artifact["notes"]), artifact["notes"]
+        assert any("parity against the QAT model's float twin" in note for note in artifact["notes"])
+    from ai_edge_litert.interpreter import Interpreter
+
+    dtypes = {str(t["dtype"].__name__) for t in Interpreter(str(out / "model_fp16.tflite")).get_tensor_details()}
+    assert "float16" in dtypes and not dtypes & {"int8", "uint8"}, dtypes  # float16 weights, not int8 ones
+    ops = {a["format"]: set(a["ops"]) for a in report["artifacts"]}
+    assert not ops["tflite-fp32"] & {"QUANTIZE", "DEQUANTIZE"}
+    for file in ("model.onnx", "model_ort.onnx"):
+        assert not {n.op_type for n in onnx.load(str(out / file)).graph.node} & {"QuantizeLinear", "DequantizeLinear"}
+
+
 def test_qdq_onnx_from_an_asymmetric_qat_model_is_calibrated_afresh(pruned_basic, synth_data, tmp_path):
     """tfmot's own asymmetric ranges (`--activations asymmetric`) have zero points TensorRT refuses: the QDQ
     graph is quantized afresh (symmetric int8, calibrated) from the QAT-trained weights, and asks for a
