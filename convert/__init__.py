@@ -214,6 +214,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: The report's note on a QAT model's float artifacts, which are built from and proven against its float twin.
+FLOAT_TWIN_NOTE = "built from, and parity against the QAT model's float twin (the weights it computes with, no fake-quant)"
+
+
 def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], frames, reference,
                 done: list[ArtifactReport], log: Callable[[str], None]) -> ArtifactReport:
     report = ArtifactReport(fmt.name, None, fmt.description)
@@ -230,6 +234,8 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     report.seconds = time.perf_counter() - started
     ctx.results[fmt.name] = result
     report.unpool_mode, report.notes, report.command = result.unpool_mode, result.notes, result.command
+    if ctx.qat and not fmt.is_int8:  # context.model_for: a fake-quant graph is no float artifact
+        report.notes = [*report.notes, FLOAT_TWIN_NOTE]
     report.metadata, report.ops, report.checks = result.metadata, result.ops, list(result.checks)
     if result.path is None:
         report.skipped = result.skipped or "not built"
@@ -239,9 +245,8 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     if frames is not None:
         log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
         probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1)
-        if ctx.qat and not fmt.is_int8:  # built from the float twin: proven against it
+        if ctx.qat and not fmt.is_int8:
             reference = ctx.float_reference(frames.inputs)
-            report.notes.append("parity against the QAT model's float twin (its weights without fake-quant)")
         report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)
         if fmt.family == "tflite" and fmt.is_int8 and ctx.options.output == "probabilities":
             from segnet_edge.convert.index_share import measure_index_share

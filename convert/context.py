@@ -22,9 +22,6 @@ from segnet_edge.device.metadata import ModelMetadata
 #: Calibration frames the activation peaks are measured on (the int8 ranges use them all).
 EQUALIZE_FRAMES = 64
 
-#: The report's note on a QAT model's float artifacts.
-FLOAT_TWIN_NOTE = "a QAT model's float twin: the weights it computes with, no fake-quant"
-
 
 class ConversionError(UsageError):
     """The model cannot become this artifact as asked (e.g. an op TFLite has no int8 builtin for)."""

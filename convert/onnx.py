@@ -21,7 +21,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from segnet_edge.convert.context import FLOAT_TWIN_NOTE, Check, ExportContext, ExportResult
+from segnet_edge.convert.context import Check, ExportContext, ExportResult
 from segnet_edge.convert.registry import Availability, ExportFormat
 from segnet_edge.convert.trt_support import check_onnx_for_tensorrt, support_for, tensor_dims
 
@@ -145,8 +145,6 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     notes = []
     if not fmt.is_int8:
         proto = onnx.load(str(ctx.float_onnx(mode)))
-        if ctx.qat:
-            notes.append(FLOAT_TWIN_NOTE)
     else:
         from segnet_edge.convert.registry import unpool_mode
 

@@ -11,7 +11,7 @@ QAT model's graph takes the ranges the model learnt instead of calibrated ones
 
 from __future__ import annotations
 
-from segnet_edge.convert.context import FLOAT_TWIN_NOTE, ExportContext, ExportResult
+from segnet_edge.convert.context import ExportContext, ExportResult
 from segnet_edge.convert.onnx import available, calibrated_qdq, qat_ranged_qdq, write_artifact
 from segnet_edge.convert.ort_pooling import ORT_UNPOOL_MODE, pool_quantized_values
 from segnet_edge.convert.registry import ExportFormat
@@ -38,6 +38,4 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
         notes.append(f"{pooled} index-recording MaxPool(s) read the uint8 tensor directly (no float round trip)")
     else:
         proto = onnx.load(str(ctx.float_onnx(ORT_UNPOOL_MODE)))
-        if ctx.qat:
-            notes.append(FLOAT_TWIN_NOTE)
     return write_artifact(ctx, fmt, proto, ORT_UNPOOL_MODE, notes, [])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from segnet_edge.convert.context import FLOAT_TWIN_NOTE, Check, ConversionError, ExportContext, ExportResult
+from segnet_edge.convert.context import Check, ConversionError, ExportContext, ExportResult
 from segnet_edge.convert.registry import Availability, ExportFormat
 from segnet_edge.convert.tflite_ranges import RangeChange
 from segnet_edge.device.metadata import TensorQuantization
@@ -295,8 +295,6 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     else:  # float (a QAT model's float twin), or a QAT model's int8 from its own ranges
         if fmt.is_int8:
             notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-        elif ctx.qat:
-            notes.append(FLOAT_TWIN_NOTE)
         flatbuffer = convert_keras(model, fmt.precision, io_dtype=ctx.options.io_dtype, qat=ctx.qat and fmt.is_int8)
     graph = inspect(flatbuffer)
     check_builtin_only(graph)
