@@ -150,7 +150,8 @@ class ExportContext:
     def float_reference(self, inputs: np.ndarray) -> np.ndarray:
         """A QAT model's float twin on the parity frames: what its float artifacts are compared with."""
         if "float-twin-reference" not in self._keras:  # probabilities even under --output labels
-            twin = float_twin(self.keras_model(), self.metadata, "select")
+            twin = (self.float_keras("select") if self.options.output == "probabilities"
+                    else float_twin(self.keras_model(), self.metadata, "select"))
             self._keras["float-twin-reference"] = twin.predict(inputs, batch_size=1, verbose=0)
         return self._keras["float-twin-reference"]
 
@@ -210,8 +211,11 @@ def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
     def short(weight) -> str:  # "quant_block1_conv1/kernel:0" -> "kernel"
         return weight.name.split("/")[-1].split(":")[0]
 
-    # by name from the wrapper: inside it, tfmot swaps `kernel` for its fake-quantized tensor
+    # by name from the wrapper, each quantized weight as tfmot computes it at inference
     trained = {unwrap(layer).name: {short(w): w.numpy() for w in layer.weights} for layer in qat_model.layers}
+    for wrapper in qat_model.layers:
+        for weight, quantizer, quantizer_vars in getattr(wrapper, "_weight_vars", None) or []:
+            trained[unwrap(wrapper).name][short(weight)] = quantizer(weight, False, weights=quantizer_vars).numpy()
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -221,11 +225,4 @@ def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
             raise ConversionError(f"the QAT model's layer {layer.name!r} does not match a rebuilt {metadata.arch} "
                                   f"alpha {metadata.alpha:g}; was it quantized by `segnet-edge quantize`?")
         layer.set_weights(values)
-    for wrapper in qat_model.layers:
-        for weight, quantizer, quantizer_vars in getattr(wrapper, "_weight_vars", None) or []:
-            layer = model.get_layer(unwrap(wrapper).name)
-            values = layer.get_weights()
-            values[[short(w) for w in layer.weights].index(short(weight))] = (
-                quantizer(weight, False, weights=quantizer_vars).numpy())  # tfmot's inference-time call
-            layer.set_weights(values)
     return model
