@@ -282,6 +282,7 @@ class OutputThread(threading.Thread):
             "confidence": None if seg.confidence is None else round(seg.confidence, 4),
             "classes": {n: round(float(f), 4) for n, f in zip(self.class_names, seg.class_fractions)},
         }
+        writing = time.perf_counter()
         for sink in self.sinks:
             if not sink.write(work.index, annotated, seg, line):
                 self.stopped_by_sink = True
@@ -295,7 +296,7 @@ class OutputThread(threading.Thread):
             index=work.index, warmup=work.index < self.warmup, start_s=work.captured - self.t0,
             done_s=done - self.t0, capture_ms=work.capture_ms, preprocess_ms=work.preprocess_ms,
             inference_ms=work.inference_ms, postprocess_ms=postprocess_ms, render_ms=render_ms,
-            total_ms=(done - work.captured) * 1e3,
+            write_ms=(done - writing) * 1e3, total_ms=(done - work.captured) * 1e3,
             rss_mb=rss, gpu_mem_mb=self.nvml.used_mb() if self.nvml else None,
         ))
 

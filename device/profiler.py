@@ -2,10 +2,12 @@
 
 A frame's stages are measured where they happen: `capture` is how long the
 inference loop waited for a ready frame, `preprocess` runs in the capture thread,
-`inference` is the backend's own timing, `postprocess` and `render` run in the
-output thread. Stages overlap across frames, so FPS can exceed 1000 / total:
-`total` is the frame's latency from the moment it was read to the moment its
-outputs were written, queueing between threads included.
+`inference` is the backend's own timing, `postprocess`, `render` and `write` (the
+outputs: video file, mask PNGs, JSON lines, display window) run in the output
+thread. Stages overlap across frames, so FPS can exceed 1000 / total: `total` is
+the frame's latency from the moment it was read to the moment its outputs were
+written, queueing between threads included (a file source is read ahead, so its
+frames queue; a live camera keeps only the newest).
 Warm-up frames are recorded (they are real frames) but excluded from summaries.
 
 Records live in a `FrameLog`: 8 bytes per number and bounded, so a camera that
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-STAGES = ("capture", "preprocess", "inference", "postprocess", "render", "total")
+STAGES = ("capture", "preprocess", "inference", "postprocess", "render", "write", "total")
 PERCENTILES = (("p50", 50), ("p90", 90), ("p99", 99))
 
 
@@ -36,6 +38,7 @@ class FrameRecord:
     inference_ms: float
     postprocess_ms: float
     render_ms: float
+    write_ms: float
     total_ms: float
     rss_mb: float
     gpu_mem_mb: float | None = None

@@ -59,14 +59,14 @@ def _fmt(value, digits: int = 2) -> str:
 def markdown_table(report: ProfileReport) -> str:
     """One row per model: the comparison users read first (like trtexec / benchmark_model summaries)."""
     header = ["model", "backend", "frames", "FPS", "total mean", "total p99", "inference mean",
-              "inference p99", "capture", "pre", "post", "render", "RSS peak MB", "RSS growth MB"]
+              "inference p99", "capture", "pre", "post", "render", "write", "RSS peak MB", "RSS growth MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, m in zip(model_labels(report), report.models):
         lat = m.latency_ms
         row = [label, m.backend, str(m.frames), _fmt(m.fps, 1), _fmt(lat["total"]["mean"]),
                _fmt(lat["total"]["p99"]), _fmt(lat["inference"]["mean"]), _fmt(lat["inference"]["p99"]),
                _fmt(lat["capture"]["mean"]), _fmt(lat["preprocess"]["mean"]), _fmt(lat["postprocess"]["mean"]),
-               _fmt(lat["render"]["mean"]), _fmt(m.memory.get("rss_peak_mb"), 1),
+               _fmt(lat["render"]["mean"]), _fmt(lat["write"]["mean"]), _fmt(m.memory.get("rss_peak_mb"), 1),
                _fmt(m.memory.get("rss_growth_mb"), 1)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
@@ -80,7 +80,10 @@ def report_markdown(report: ProfileReport) -> str:
     if host.get("jetson"):
         jetson = host["jetson"]
         text += [f"Jetson: {jetson.get('model')}, power mode {jetson.get('power_mode') or 'unknown'}", ""]
-    text += ["Latencies in milliseconds, warm-up frames excluded.", "", markdown_table(report)]
+    text += ["Latencies in milliseconds, warm-up frames excluded. Stage columns are means; `write` is the outputs "
+             "(video file, mask PNGs, JSON lines, display). `total` runs from a frame's read to its last output "
+             "written, queueing between the capture, inference and output threads included, so it can exceed the "
+             "stages' sum while FPS (throughput) exceeds 1000 / total.", "", markdown_table(report)]
     for m in report.models:
         notes = []
         if m.skipped_frames:

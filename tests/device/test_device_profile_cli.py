@@ -24,7 +24,7 @@ def test_profile_compares_models_and_writes_four_files(artifacts, tmp_path):
     assert [m["backend"] for m in report["models"]] == ["litert", "litert", "onnxruntime"]
     for model in report["models"]:
         assert model["frames"] == 20 and model["warmup_frames"] == 5 and model["fps"] > 0
-        for stage in ("capture", "preprocess", "inference", "postprocess", "render", "total"):
+        for stage in ("capture", "preprocess", "inference", "postprocess", "render", "write", "total"):
             stats = model["latency_ms"][stage]
             assert set(stats) == {"mean", "p50", "p90", "p99", "max"}
             assert 0 <= stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]

@@ -91,7 +91,7 @@ def _records(n: int, warmup: int, inference_ms: float = 10.0) -> list[FrameRecor
         slow = 100.0 if i < warmup else 0.0
         records.append(FrameRecord(index=i, warmup=i < warmup, start_s=i * 0.02, done_s=(i + 1) * 0.02,
                                    capture_ms=1.0, preprocess_ms=2.0, inference_ms=inference_ms + slow,
-                                   postprocess_ms=1.0, render_ms=1.0, total_ms=15.0 + slow, rss_mb=100.0 + i * 0.01))
+                                   postprocess_ms=1.0, render_ms=1.0, write_ms=0.5, total_ms=15.0 + slow, rss_mb=100.0 + i * 0.01))
     return records
 
 

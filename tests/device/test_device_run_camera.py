@@ -78,7 +78,10 @@ def test_video_file_without_tensorflow_or_install(artifacts, scene_video, tmp_pa
     model = report["models"][0]
     assert model["backend"] == "litert" and model["frames"] == 16 and model["warmup_frames"] == 2
     assert model["ended_by"] == "end of source" and model["fps"] > 0 and model["skipped_frames"] == 0
-    assert set(model["latency_ms"]) == {"capture", "preprocess", "inference", "postprocess", "render", "total"}
+    assert set(model["latency_ms"]) == {"capture", "preprocess", "inference", "postprocess", "render", "write", "total"}
+    # the video, mask and JSON-lines writes are timed: a frame's outputs take time to write
+    assert model["latency_ms"]["write"]["mean"] > 0
+    assert "| write |" in (out / "report" / "profile.md").read_text()
     assert model["memory"]["rss_peak_mb"] > 0
     assert report["host"]["threads"] == 1 and "ai-edge-litert" in report["host"]["runtimes"]
     assert len((out / "report" / "frames.csv").read_text().splitlines()) == 19
