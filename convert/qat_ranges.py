@@ -94,6 +94,23 @@ def range_overrides(proto, ranges: dict[str, tuple[float, float]], input_name: s
     return learnt
 
 
+def _rounded_downstream(name: str, nodes: list, read_quantized: set[str], overrides: dict) -> bool:
+    """True when every path from `name` passes only value-moving ops (SAME_RANGE_OPS) before a QuantizeLinear
+    on the same grid: rounding commutes with them, so a pair on `name` itself would round twice (SegNet's
+    input, quantized after tf2onnx's NHWC -> NCHW transpose)."""
+    readers = [n for n in nodes if name in n.input]
+    if not readers:
+        return False
+    for reader in readers:
+        output = reader.output[0] if reader.output else ""
+        if (reader.op_type not in SAME_RANGE_OPS or reader.input[0] != name
+                or overrides.get(output) != overrides.get(name)):
+            return False
+        if output not in read_quantized and not _rounded_downstream(output, nodes, read_quantized, overrides):
+            return False
+    return True
+
+
 def quantize_where_trained(quantized, learnt: LearntRanges) -> int:
     """A QuantizeLinear/DequantizeLinear pair on every tensor a fake-quant sat on that ONNX Runtime left in
     float because no op it quantizes reads it (SegNet-Basic's input, read by the float LRN); returns how many.
@@ -106,7 +123,7 @@ def quantize_where_trained(quantized, learnt: LearntRanges) -> int:
     added = 0
     for name in sorted(learnt.learnt - read_quantized):
         readers = [n for n in nodes if name in n.input]
-        if not readers:
+        if not readers or _rounded_downstream(name, nodes, read_quantized, learnt.overrides):
             continue
         parameters = learnt.overrides[name][0]
         scale, zero_point = f"{name}_qat_scale", f"{name}_qat_zero_point"
