@@ -127,6 +127,7 @@ class Parity:
     edge_share: float | None = None
     edge_share_of_disagreement: float | None = None
     off_edge_agreement: float | None = None
+    off_edge_pixels: int | None = None  # how many pixels that agreement is over (a few, for an undecided model)
 
     @property
     def miou_delta_points(self) -> float | None:
@@ -139,7 +140,7 @@ class Parity:
                 "agreement": self.agreement, "confident_agreement": self.confident_agreement,
                 "confident_margin": CONFIDENT_MARGIN, "edge_radius": EDGE_RADIUS, "edge_share": self.edge_share,
                 "edge_share_of_disagreement": self.edge_share_of_disagreement,
-                "off_edge_agreement": self.off_edge_agreement, "miou": self.miou, "reference_miou": self.reference_miou,
+                "off_edge_agreement": self.off_edge_agreement, "off_edge_pixels": self.off_edge_pixels, "miou": self.miou, "reference_miou": self.reference_miou,
                 "miou_delta_points": self.miou_delta_points}
 
 
@@ -184,6 +185,7 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
         parity.edge_share_of_disagreement = float(edges[~same].mean())
     if (~edges).any():
         parity.off_edge_agreement = float(same[~edges].mean())
+        parity.off_edge_pixels = int((~edges).sum())
     if labels is not None:
         parity.miou = mean_iou(probabilities, labels, metadata)
         parity.reference_miou = mean_iou(reference, labels, metadata)

@@ -178,7 +178,14 @@ def edge_line(parity: Parity | None) -> str | None:
         return None
     return (f"where it differs: {100 * parity.edge_share_of_disagreement:.0f}% of the differing pixels lie within "
             f"{EDGE_RADIUS} px of a class edge of Keras' own label map ({100 * parity.edge_share:.1f}% of all pixels); "
-            f"away from those edges agreement is {100 * parity.off_edge_agreement:.2f}%")
+            f"away from those edges{_few_pixels(parity)} agreement is {100 * parity.off_edge_agreement:.2f}%")
+
+
+def _few_pixels(parity: Parity) -> str:
+    """Names the count where under 1% of the pixels lie off the edges (an undecided model's label map is all
+    edges), so a 0% or 100% over a handful of pixels is not read as a measure."""
+    off_share = 1.0 - (parity.edge_share or 0.0)
+    return f" (only {parity.off_edge_pixels} pixels)" if parity.off_edge_pixels and off_share < 0.01 else ""
 
 
 def _calibration_line(calibration: dict | None) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from segnet_edge.convert.parity import CONFIDENT_MARGIN, class_edges, compare, sensitivity, top2_margin
+from segnet_edge.convert.report import edge_line
 from segnet_edge.device.metadata import ModelMetadata, Normalization
 
 
@@ -46,6 +47,19 @@ def test_edge_measures_split_disagreement_into_moved_outlines_and_wrong_regions(
     assert parity.edge_share_of_disagreement == pytest.approx(6 / 7)
     assert parity.off_edge_agreement == pytest.approx(1 - 1 / 36)
     assert compare(reference, reference, None, _metadata()).edge_share_of_disagreement is None
+    assert parity.off_edge_pixels == 36
+    assert edge_line(parity).endswith("away from those edges agreement is 97.22%")
+
+
+def test_edge_line_names_the_count_when_almost_every_pixel_is_an_edge():
+    # an undecided model: a label map of single-pixel speckle is all edges but for one calm corner
+    keras_labels = np.indices((40, 40)).sum(0)[None] % 2
+    keras_labels[0, :3, :3] = 0
+    artifact_labels = 1 - keras_labels
+    reference, probabilities = np.eye(2, dtype=np.float32)[keras_labels], np.eye(2, dtype=np.float32)[artifact_labels]
+    parity = compare(reference, probabilities, None, _metadata())
+    assert parity.off_edge_pixels == 4 and parity.off_edge_agreement == 0.0
+    assert "away from those edges (only 4 pixels) agreement is 0.00%" in edge_line(parity)
 
 
 def test_sensitivity_measures_flips_under_half_a_grey_level_of_noise():
