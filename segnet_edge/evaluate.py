@@ -26,6 +26,11 @@ class EvaluateConfig:
     ignore_label: int | None = None
     on_bad_sample: str = "fail"
     unsafe_load: bool = False
+    threads: int | None = None  # an artifact's runtime threads (None: the runtime's default)
+
+
+#: Files scored through the board's runtime (segnet_edge.device) instead of TensorFlow: what ships is what is measured.
+ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".engine", ".plan", ".trt")
 
 
 @dataclass
@@ -34,6 +39,7 @@ class EvaluationReport:
     data: str
     split: str
     frames: int
+    runtime: str  # TensorFlow (Keras), or the artifact's runtime as the board runs it
     class_names: list[str]
     scores: SegmentationScores
     confusion: list[list[int]]
@@ -52,7 +58,7 @@ def format_table(report: EvaluationReport) -> str:
     s, b = report.scores, report.baseline
     width = max(len(n) for n in report.class_names) + 2
     head = f"{'class':<{width}}{'IoU':>8}{'acc':>8}" + (f"{'colour IoU':>12}" if b else "")
-    lines = [f"{report.model} on {report.data} [{report.split}], {report.frames} frames", head]
+    lines = [f"{report.model} on {report.data} [{report.split}], {report.frames} frames, {report.runtime}", head]
     for i, name in enumerate(report.class_names):
         row = f"{name:<{width}}{_pct(s.per_class_iou[i]):>8}{_pct(s.per_class_accuracy[i]):>8}"
         if b:
@@ -109,20 +115,51 @@ def colour_baseline_scores(data: str, split_eval, info: ClassInfo, input_size, o
     return scores(confusion_matrix(split_eval.labels, predictions, info.num_classes, info.ignore_label))
 
 
-def evaluate(config: EvaluateConfig) -> EvaluationReport:
-    from segnet_edge.data.pipeline import predict_labels
-    from segnet_edge.model_io import load_model, read_metadata
+def artifact_labels(path: str | Path, images: np.ndarray, metadata, threads: int | None = None
+                    ) -> tuple[np.ndarray, str]:
+    """Labels (N, H, W) uint8 from a converted artifact, frame by frame exactly as the board makes them (device
+    preprocessing, the artifact's own input quantization and runtime, the board's argmax), and that runtime."""
+    from tqdm import tqdm
 
-    metadata = read_metadata(config.model)
-    model = load_model(config.model, unsafe=config.unsafe_load)
+    from segnet_edge.device.backends.base import BackendOptions, load_backend
+    from segnet_edge.device.postprocess import postprocess
+    from segnet_edge.device.preprocess import normalize, quantize
+
+    out = []
+    with load_backend(path, options=BackendOptions(threads=threads)) as backend:
+        for frame in tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None):  # no bar off a TTY
+            raw = backend.infer(quantize(normalize(frame[None], metadata.normalization), metadata.input_quantization))
+            out.append(postprocess(raw, metadata, metadata.input_size).labels)
+        runtime = backend.describe()
+    return np.stack(out), runtime
+
+
+def evaluate(config: EvaluateConfig) -> EvaluationReport:
+    from segnet_edge.model_io import read_metadata
+
+    is_artifact = Path(config.model).suffix.lower() in ARTIFACT_SUFFIXES
+    if is_artifact:
+        from segnet_edge.device.artifact_metadata import read_artifact_metadata
+
+        metadata = read_artifact_metadata(config.model)
+    else:
+        metadata = read_metadata(config.model)
     ignore = config.ignore_label if config.ignore_label is not None else metadata.ignore_label
     # The model's own metadata says what its classes are; labels outside them fail the load.
     info = ClassInfo(metadata.class_names, metadata.palette, ignore)
     split = load_split(config.data, config.split, metadata.input_size, info, config.on_bad_sample)
-    predictions = predict_labels(model, split.images, metadata.normalization, config.batch_size)
+    if is_artifact:
+        predictions, runtime = artifact_labels(config.model, split.images, metadata, config.threads)
+    else:
+        from segnet_edge.data.pipeline import predict_labels
+        from segnet_edge.model_io import load_model
+
+        model = load_model(config.model, unsafe=config.unsafe_load)
+        predictions = predict_labels(model, split.images, metadata.normalization, config.batch_size)
+        runtime = "Keras (TensorFlow)"
     cm = confusion_matrix(split.labels, predictions, info.num_classes, info.ignore_label)
     report = EvaluationReport(
-        model=str(config.model), data=str(config.data), split=config.split, frames=len(split),
+        model=str(config.model), data=str(config.data), split=config.split, frames=len(split), runtime=runtime,
         class_names=list(info.names), scores=scores(cm), confusion=cm.tolist(), skipped=split.skipped,
     )
     if config.colour_baseline:

@@ -7,17 +7,21 @@ import argparse
 from segnet_edge.cli_types import positive_int
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
 
-HELP = "score a model on a dataset split: global / class accuracy, mIoU, per-class IoU, confusion matrix"
+HELP = ("score a model or a converted artifact on a dataset split: global / class accuracy, mIoU, per-class IoU, "
+        "confusion matrix")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from segnet_edge.evaluate import EvaluateConfig
 
     d = EvaluateConfig()
-    parser.add_argument("model", help="segnet-edge .h5 or .keras model")
+    parser.add_argument("model", help="segnet-edge .h5 or .keras model, or an artifact from `segnet-edge convert` "
+                                      "(.tflite, .onnx, .engine), scored through the board's runtime")
     parser.add_argument("--data", required=True, help="dataset folder or list file")
     parser.add_argument("--split", default=d.split, help="train, val or test (default test)")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="Keras models")
+    parser.add_argument("--threads", type=positive_int, default=d.threads,
+                        help="an artifact's runtime CPU threads (default: the runtime's)")
     parser.add_argument("--json", dest="json_path", default=None, help="write the full report as JSON")
     parser.add_argument("--png", dest="png_path", default=None, help="write the confusion matrix heat map")
     parser.add_argument("--colour-baseline", action="store_true",

@@ -1,0 +1,63 @@
+"""`segnet-edge evaluate ARTIFACT`: the converted files scored on a labelled split through the board's runtime,
+so the mIoU a user reads is the one of what ships."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import REPO, assert_usage_error, run_cli
+
+
+def _evaluate(model, data, out) -> dict:
+    result = run_cli("evaluate", model, "--data", data, "--split", "val", "--json", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["model"] in result.stdout.splitlines()[0] and report["runtime"] in result.stdout.splitlines()[0]
+    return report
+
+
+def test_artifacts_score_as_their_keras_model_on_the_same_split(converted, trained_model, scene_dataset, tmp_path):
+    assert converted.returncode in (0, 1), converted.stderr
+    keras = _evaluate(trained_model, scene_dataset, tmp_path / "keras.json")
+    assert keras["runtime"] == "Keras (TensorFlow)"
+    reference = np.array(keras["confusion"])
+    for name, runtime in (("model_fp32.tflite", "ai-edge-litert"), ("model_int8.tflite", "ai-edge-litert"),
+                          ("model.onnx", "onnxruntime"), ("model_ort_int8.onnx", "onnxruntime")):
+        report = _evaluate(converted.out / name, scene_dataset, tmp_path / f"{name}.json")
+        assert report["runtime"].startswith(runtime) and report["frames"] == keras["frames"], report
+        confusion = np.array(report["confusion"])
+        assert confusion.sum() == reference.sum()  # the same labelled pixels, void excluded alike
+        moved = np.abs(confusion - reference).sum() / 2 / reference.sum()  # pixels whose predicted class moved
+        if "int8" in name:
+            assert moved < 0.05, (name, moved)
+            assert abs(report["scores"]["mean_iou"] - keras["scores"]["mean_iou"]) <= 0.01, name
+        else:
+            assert moved < 0.001, (name, moved)
+            assert abs(report["scores"]["mean_iou"] - keras["scores"]["mean_iou"]) < 1e-3, name
+
+
+def test_an_artifact_is_scored_without_tensorflow(converted, scene_dataset):
+    """The board's path: device preprocessing, the artifact's quantization and runtime, no TensorFlow."""
+    code = ("import json, sys\n"
+            "from segnet_edge.evaluate import EvaluateConfig, evaluate\n"
+            f"r = evaluate(EvaluateConfig(model={str(converted.out / 'model_int8.tflite')!r}, "
+            f"data={str(scene_dataset)!r}, split='val', threads=1))\n"
+            "print(json.dumps({'tf': 'tensorflow' in sys.modules, 'miou': r.scores.mean_iou, 'rt': r.runtime}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not got["tf"] and 0.5 < got["miou"] <= 1 and "threads=1" in got["rt"], got
+
+
+def test_bad_artifact_for_evaluate_is_one_line_exit_2(converted, scene_dataset, tmp_path):
+    fake = tmp_path / "model.tflite"
+    fake.write_bytes(b"not a flatbuffer at all")
+    assert_usage_error(run_cli("evaluate", fake, "--data", scene_dataset, "--split", "val"), "TFLite")
+    assert_usage_error(run_cli("evaluate", tmp_path / "none.onnx", "--data", scene_dataset, "--split", "val"),
+                       "no such model file")
+    assert_usage_error(run_cli("evaluate", converted.out / "model_int8.tflite", "--data", scene_dataset,
+                               "--split", "nope"), "nope")
