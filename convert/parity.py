@@ -140,8 +140,8 @@ class Parity:
                 "agreement": self.agreement, "confident_agreement": self.confident_agreement,
                 "confident_margin": CONFIDENT_MARGIN, "edge_radius": EDGE_RADIUS, "edge_share": self.edge_share,
                 "edge_share_of_disagreement": self.edge_share_of_disagreement,
-                "off_edge_agreement": self.off_edge_agreement, "off_edge_pixels": self.off_edge_pixels, "miou": self.miou, "reference_miou": self.reference_miou,
-                "miou_delta_points": self.miou_delta_points}
+                "off_edge_agreement": self.off_edge_agreement, "off_edge_pixels": self.off_edge_pixels,
+                "miou": self.miou, "reference_miou": self.reference_miou, "miou_delta_points": self.miou_delta_points}
 
 
 def class_edges(label_maps: np.ndarray, radius: int = 1) -> np.ndarray:

@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
          "evaluate", str(export / "model_int8.tflite"), "--data", str(data), "--split", "test",
          "--json", str(out / "evaluate_int8.json"))
     shipped = json.loads((out / "evaluate_int8.json").read_text())["scores"]["mean_iou"]
-    print(f"\nheld-out mIoU: Keras {100 * segnet:.1f}, int8 TFLite {100 * shipped:.1f} "
-          f"({100 * (shipped - segnet):+.1f} points)")
+    delta = round(100 * (shipped - segnet), 1) + 0.0  # + 0.0: no "-0.0"
+    print(f"\nheld-out mIoU: Keras {100 * segnet:.1f}, int8 TFLite {100 * shipped:.1f} ({delta:+.1f} points)")
     step("prune 50% of the weights, fine-tune", "prune", str(model), "--data", str(data), "--sparsity", "0.5",
          "--epochs", args.finetune_epochs, "--out", str(pruned))
     step("quantization-aware training of the pruned model (sparsity preserved)", "quantize", str(pruned),

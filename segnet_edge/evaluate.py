@@ -115,8 +115,7 @@ def colour_baseline_scores(data: str, split_eval, info: ClassInfo, input_size, o
     return scores(confusion_matrix(split_eval.labels, predictions, info.num_classes, info.ignore_label))
 
 
-def artifact_labels(path: str | Path, images: np.ndarray, metadata, threads: int | None = None
-                    ) -> tuple[np.ndarray, str]:
+def artifact_labels(path: str | Path, images: np.ndarray, threads: int | None = None) -> tuple[np.ndarray, str]:
     """Labels (N, H, W) uint8 from a converted artifact, frame by frame exactly as the board makes them (device
     preprocessing, the artifact's own input quantization and runtime, the board's argmax), and that runtime."""
     from tqdm import tqdm
@@ -127,6 +126,7 @@ def artifact_labels(path: str | Path, images: np.ndarray, metadata, threads: int
 
     out = []
     with load_backend(path, options=BackendOptions(threads=threads)) as backend:
+        metadata = backend.metadata
         for frame in tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None):  # no bar off a TTY
             raw = backend.infer(quantize(normalize(frame[None], metadata.normalization), metadata.input_quantization))
             out.append(postprocess(raw, metadata, metadata.input_size).labels)
@@ -149,7 +149,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     info = ClassInfo(metadata.class_names, metadata.palette, ignore)
     split = load_split(config.data, config.split, metadata.input_size, info, config.on_bad_sample)
     if is_artifact:
-        predictions, runtime = artifact_labels(config.model, split.images, metadata, config.threads)
+        predictions, runtime = artifact_labels(config.model, split.images, config.threads)
     else:
         from segnet_edge.data.pipeline import predict_labels
         from segnet_edge.model_io import load_model
