@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,28 @@ def format_table(report: EvaluationReport) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(reports: list[EvaluationReport]) -> str:
+    """Several models on one split side by side (e.g. the Keras model, then the artifacts converted from it):
+    per-class IoU, the headline numbers, and each model's mIoU change from the first."""
+    width = max(len(n) for n in (*reports[0].class_names, "global accuracy", "mIoU vs [1]")) + 2
+    columns = "".join(f"{f'[{i + 1}]':>8}" for i in range(len(reports)))
+    lines = [f"[{i + 1}] {r.model}: {r.runtime}" for i, r in enumerate(reports)]
+    lines.append(f"on {reports[0].data} [{reports[0].split}], {reports[0].frames} frames")
+    lines.append(f"{'IoU':<{width}}{columns}")
+    for c, name in enumerate(reports[0].class_names):
+        lines.append(f"{name:<{width}}" + "".join(f"{_pct(r.scores.per_class_iou[c]):>8}" for r in reports))
+    for label, key in (("global accuracy", "global_accuracy"), ("class accuracy", "class_accuracy"),
+                       ("mean IoU", "mean_iou")):
+        lines.append(f"{label:<{width}}" + "".join(f"{_pct(getattr(r.scores, key)):>8}" for r in reports))
+    first = reports[0].scores.mean_iou
+    lines.append(f"{'mIoU vs [1]':<{width}}" + "".join(f"{_points(r.scores.mean_iou - first):>8}" for r in reports))
+    return "\n".join(lines)
+
+
+def _points(delta: float) -> str:
+    return "-" if delta is None or np.isnan(delta) else f"{round(100 * delta, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0"
+
+
 def _pct(value: float) -> str:
     return "-" if value is None or np.isnan(value) else f"{100 * value:.1f}"
 
@@ -115,46 +137,75 @@ def colour_baseline_scores(data: str, split_eval, info: ClassInfo, input_size, o
     return scores(confusion_matrix(split_eval.labels, predictions, info.num_classes, info.ignore_label))
 
 
-def artifact_labels(path: str | Path, images: np.ndarray, threads: int | None = None) -> tuple[np.ndarray, str]:
-    """Labels (N, H, W) uint8 from a converted artifact, frame by frame exactly as the board makes them (device
-    preprocessing, the artifact's own input quantization and runtime, the board's argmax), and that runtime."""
+def artifact_labels(backend, images: np.ndarray) -> np.ndarray:
+    """Labels (N, H, W) uint8 from an active device backend, frame by frame exactly as the board makes them
+    (device preprocessing, the artifact's own input quantization and runtime, the board's argmax)."""
     from tqdm import tqdm
 
-    from segnet_edge.device.backends.base import BackendOptions, load_backend
     from segnet_edge.device.postprocess import postprocess
     from segnet_edge.device.preprocess import normalize, quantize
 
+    metadata = backend.metadata
     out = []
-    with load_backend(path, options=BackendOptions(threads=threads)) as backend:
-        metadata = backend.metadata
-        for frame in tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None):  # no bar off a TTY
-            raw = backend.infer(quantize(normalize(frame[None], metadata.normalization), metadata.input_quantization))
-            out.append(postprocess(raw, metadata, metadata.input_size).labels)
-        runtime = backend.describe()
-    return np.stack(out), runtime
+    for frame in tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None):  # no bar off a TTY
+        raw = backend.infer(quantize(normalize(frame[None], metadata.normalization), metadata.input_quantization))
+        out.append(postprocess(raw, metadata, metadata.input_size).labels)
+    return np.stack(out)
 
 
-def evaluate(config: EvaluateConfig) -> EvaluationReport:
-    from segnet_edge.model_io import read_metadata
-
-    is_artifact = Path(config.model).suffix.lower() in ARTIFACT_SUFFIXES
-    if is_artifact:
-        from segnet_edge.device.artifact_metadata import read_artifact_metadata
-
-        metadata = read_artifact_metadata(config.model)
-    else:
-        metadata = read_metadata(config.model)
+def _labelled_split(config: EvaluateConfig, metadata):
     ignore = config.ignore_label if config.ignore_label is not None else metadata.ignore_label
     # The model's own metadata says what its classes are; labels outside them fail the load.
     info = ClassInfo(metadata.class_names, metadata.palette, ignore)
-    split = load_split(config.data, config.split, metadata.input_size, info, config.on_bad_sample)
-    if is_artifact:
-        predictions, runtime = artifact_labels(config.model, split.images, config.threads)
+    return info, load_split(config.data, config.split, metadata.input_size, info, config.on_bad_sample)
+
+
+def evaluate_models(config: EvaluateConfig, models: list[str]) -> list[EvaluationReport]:
+    """`config` for each of `models` on the same split. Several models must share their classes; their
+    reports go into one JSON file ({"reports": [...]}), and a confusion heat map takes one model."""
+    from segnet_edge.device.errors import UsageError
+
+    if len(models) == 1:
+        return [evaluate(replace(config, model=models[0]))]
+    if config.png_path:
+        raise UsageError("--png draws one model's confusion matrix: give one model, or leave --png out")
+    classes = {tuple(_metadata(m).class_names) for m in models}
+    if len(classes) > 1:
+        raise UsageError("the models have different classes; evaluate them one at a time")
+    reports = [evaluate(replace(config, model=m, json_path=None)) for m in models]
+    if config.json_path:
+        write_text_atomic(config.json_path, json.dumps({"reports": [r.to_json() for r in reports]}, indent=2))
+    return reports
+
+
+def _metadata(model: str):
+    """A model's or an artifact's metadata, without loading it."""
+    if Path(model).suffix.lower() in ARTIFACT_SUFFIXES:
+        from segnet_edge.device.artifact_metadata import read_artifact_metadata
+
+        return read_artifact_metadata(model)
+    from segnet_edge.model_io import read_metadata
+
+    return read_metadata(model)
+
+
+def evaluate(config: EvaluateConfig) -> EvaluationReport:
+    # The model is checked before the data is read: a bad or unsafe model file fails first, with its own error.
+    if Path(config.model).suffix.lower() in ARTIFACT_SUFFIXES:
+        from segnet_edge.device.backends.base import BackendOptions, load_backend
+
+        backend = load_backend(config.model, options=BackendOptions(threads=config.threads))  # checks the file
+        metadata = backend.metadata
+        info, split = _labelled_split(config, metadata)
+        with backend:  # the runtime opens once the data is known good (its own log lines come after an error)
+            predictions, runtime = artifact_labels(backend, split.images), backend.describe()
     else:
         from segnet_edge.data.pipeline import predict_labels
         from segnet_edge.model_io import load_model
 
+        metadata = _metadata(config.model)
         model = load_model(config.model, unsafe=config.unsafe_load)
+        info, split = _labelled_split(config, metadata)
         predictions = predict_labels(model, split.images, metadata.normalization, config.batch_size)
         runtime = "Keras (TensorFlow)"
     cm = confusion_matrix(split.labels, predictions, info.num_classes, info.ignore_label)

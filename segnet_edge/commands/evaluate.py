@@ -15,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from segnet_edge.evaluate import EvaluateConfig
 
     d = EvaluateConfig()
-    parser.add_argument("model", help="segnet-edge .h5 or .keras model, or an artifact from `segnet-edge convert` "
-                                      "(.tflite, .onnx, .engine), scored through the board's runtime")
+    parser.add_argument("model", nargs="+",
+                        help="segnet-edge .h5 or .keras model, or an artifact from `segnet-edge convert` (.tflite, "
+                             ".onnx, .engine) scored through the board's runtime; several: one table side by side")
     parser.add_argument("--data", required=True, help="dataset folder or list file")
     parser.add_argument("--split", default=d.split, help="train, val or test (default test)")
     parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="Keras models")
@@ -32,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segnet_edge.evaluate import EvaluateConfig, evaluate, format_table
+    from segnet_edge.evaluate import EvaluateConfig, evaluate_models, format_comparison, format_table
 
     fields = EvaluateConfig.__dataclass_fields__
-    report = evaluate(EvaluateConfig(**{k: v for k, v in vars(args).items() if k in fields}))
-    print(format_table(report))
+    config = EvaluateConfig(**{k: v for k, v in vars(args).items() if k in fields and k != "model"})
+    reports = evaluate_models(config, args.model)
+    print(format_table(reports[0]) if len(reports) == 1 else format_comparison(reports))
     return 0

@@ -11,23 +11,24 @@ import numpy as np
 
 from tests.conftest import REPO, assert_usage_error, run_cli
 
-
-def _evaluate(model, data, out) -> dict:
-    result = run_cli("evaluate", model, "--data", data, "--split", "val", "--json", out)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text())
-    assert report["model"] in result.stdout.splitlines()[0] and report["runtime"] in result.stdout.splitlines()[0]
-    return report
+ARTIFACTS = (("model_fp32.tflite", "ai-edge-litert"), ("model_int8.tflite", "ai-edge-litert"),
+             ("model.onnx", "onnxruntime"), ("model_ort_int8.onnx", "onnxruntime"))
 
 
 def test_artifacts_score_as_their_keras_model_on_the_same_split(converted, trained_model, scene_dataset, tmp_path):
     assert converted.returncode in (0, 1), converted.stderr
-    keras = _evaluate(trained_model, scene_dataset, tmp_path / "keras.json")
+    models = [trained_model, *(converted.out / name for name, _ in ARTIFACTS)]
+    result = run_cli("evaluate", *models, "--data", scene_dataset, "--split", "val", "--json", tmp_path / "e.json")
+    assert result.returncode == 0, result.stderr
+    reports = json.loads((tmp_path / "e.json").read_text())["reports"]
+    assert [r["model"] for r in reports] == [str(m) for m in models]
+    keras = reports[0]
     assert keras["runtime"] == "Keras (TensorFlow)"
+    # one table, side by side: a column per model, and each model's mIoU change from the first
+    assert all(f"[{i + 1}] {r['model']}: {r['runtime']}" in result.stdout for i, r in enumerate(reports))
+    assert "mIoU vs [1]" in result.stdout and "[5]" in result.stdout
     reference = np.array(keras["confusion"])
-    for name, runtime in (("model_fp32.tflite", "ai-edge-litert"), ("model_int8.tflite", "ai-edge-litert"),
-                          ("model.onnx", "onnxruntime"), ("model_ort_int8.onnx", "onnxruntime")):
-        report = _evaluate(converted.out / name, scene_dataset, tmp_path / f"{name}.json")
+    for (name, runtime), report in zip(ARTIFACTS, reports[1:]):
         assert report["runtime"].startswith(runtime) and report["frames"] == keras["frames"], report
         confusion = np.array(report["confusion"])
         assert confusion.sum() == reference.sum()  # the same labelled pixels, void excluded alike
@@ -38,6 +39,15 @@ def test_artifacts_score_as_their_keras_model_on_the_same_split(converted, train
         else:
             assert moved < 0.001, (name, moved)
             assert abs(report["scores"]["mean_iou"] - keras["scores"]["mean_iou"]) < 1e-3, name
+
+
+def test_one_artifact_prints_its_own_table(converted, scene_dataset):
+    result = run_cli("evaluate", converted.out / "model_int8.tflite", "--data", scene_dataset, "--split", "val",
+                     "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"{converted.out / 'model_int8.tflite'} on ") and "threads=1" in first
+    assert "mean IoU" in result.stdout and "[1]" not in result.stdout
 
 
 def test_an_artifact_is_scored_without_tensorflow(converted, scene_dataset):
@@ -55,8 +65,12 @@ def test_an_artifact_is_scored_without_tensorflow(converted, scene_dataset):
 
 def test_bad_artifact_for_evaluate_is_one_line_exit_2(converted, scene_dataset, tmp_path):
     fake = tmp_path / "model.tflite"
-    fake.write_bytes(b"not a flatbuffer at all")
+    fake.write_bytes(b"not a flatbuffer " * 256)
     assert_usage_error(run_cli("evaluate", fake, "--data", scene_dataset, "--split", "val"), "TFLite")
+    int8 = converted.out / "model_int8.tflite"
+    assert_usage_error(run_cli("evaluate", int8, int8, "--data", scene_dataset, "--split", "val", "--png",
+                               tmp_path / "cm.png"), "--png", "one model")
+    assert not (tmp_path / "cm.png").exists()
     assert_usage_error(run_cli("evaluate", tmp_path / "none.onnx", "--data", scene_dataset, "--split", "val"),
                        "no such model file")
     assert_usage_error(run_cli("evaluate", converted.out / "model_int8.tflite", "--data", scene_dataset,
