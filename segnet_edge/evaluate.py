@@ -77,22 +77,25 @@ def format_comparison(reports: list[EvaluationReport]) -> str:
     """Several models on one split side by side (e.g. the Keras model, then the artifacts converted from it):
     per-class IoU, the headline numbers, and each model's mIoU change from the first."""
     width = max(len(n) for n in (*reports[0].class_names, "global accuracy", "mIoU vs [1]")) + 2
-    columns = "".join(f"{f'[{i + 1}]':>8}" for i in range(len(reports)))
+    baseline = reports[0].baseline  # --colour-baseline: fitted once, on the first model's input size
+    columns = "".join(f"{f'[{i + 1}]':>8}" for i in range(len(reports))) + (f"{'colour':>8}" if baseline else "")
     lines = [f"[{i + 1}] {r.model}: {r.runtime}" for i, r in enumerate(reports)]
     lines.append(f"on {reports[0].data} [{reports[0].split}], {reports[0].frames} frames")
     lines.append(f"{'IoU':<{width}}{columns}")
+    scored = [r.scores for r in reports] + ([baseline] if baseline else [])
     for c, name in enumerate(reports[0].class_names):
-        lines.append(f"{name:<{width}}" + "".join(f"{_pct(r.scores.per_class_iou[c]):>8}" for r in reports))
+        lines.append(f"{name:<{width}}" + "".join(f"{_pct(x.per_class_iou[c]):>8}" for x in scored))
     for label, key in (("global accuracy", "global_accuracy"), ("class accuracy", "class_accuracy"),
                        ("mean IoU", "mean_iou")):
-        lines.append(f"{label:<{width}}" + "".join(f"{_pct(getattr(r.scores, key)):>8}" for r in reports))
+        lines.append(f"{label:<{width}}" + "".join(f"{_pct(getattr(x, key)):>8}" for x in scored))
     first = reports[0].scores.mean_iou
     lines.append(f"{'mIoU vs [1]':<{width}}" + "".join(f"{_points(r.scores.mean_iou - first):>8}" for r in reports))
     return "\n".join(lines)
 
 
 def _points(delta: float) -> str:
-    return "-" if delta is None or np.isnan(delta) else f"{round(100 * delta, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0"
+    """Two decimals: the change is taken before rounding, so one decimal could contradict the rows above it."""
+    return "-" if np.isnan(delta) else f"{round(100 * delta, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
 
 
 def _pct(value: float) -> str:
@@ -172,7 +175,8 @@ def evaluate_models(config: EvaluateConfig, models: list[str]) -> list[Evaluatio
     classes = {tuple(_metadata(m).class_names) for m in models}
     if len(classes) > 1:
         raise UsageError("the models have different classes; evaluate them one at a time")
-    reports = [evaluate(replace(config, model=m, json_path=None)) for m in models]
+    reports = [evaluate(replace(config, model=m, json_path=None, colour_baseline=config.colour_baseline and not i))
+               for i, m in enumerate(models)]
     if config.json_path:
         write_text_atomic(config.json_path, json.dumps({"reports": [r.to_json() for r in reports]}, indent=2))
     return reports

@@ -18,7 +18,8 @@ ARTIFACTS = (("model_fp32.tflite", "ai-edge-litert"), ("model_int8.tflite", "ai-
 def test_artifacts_score_as_their_keras_model_on_the_same_split(converted, trained_model, scene_dataset, tmp_path):
     assert converted.returncode in (0, 1), converted.stderr
     models = [trained_model, *(converted.out / name for name, _ in ARTIFACTS)]
-    result = run_cli("evaluate", *models, "--data", scene_dataset, "--split", "val", "--json", tmp_path / "e.json")
+    result = run_cli("evaluate", *models, "--data", scene_dataset, "--split", "val", "--json", tmp_path / "e.json",
+                     "--colour-baseline")
     assert result.returncode == 0, result.stderr
     reports = json.loads((tmp_path / "e.json").read_text())["reports"]
     assert [r["model"] for r in reports] == [str(m) for m in models]
@@ -27,6 +28,8 @@ def test_artifacts_score_as_their_keras_model_on_the_same_split(converted, train
     # one table, side by side: a column per model, and each model's mIoU change from the first
     assert all(f"[{i + 1}] {r['model']}: {r['runtime']}" in result.stdout for i, r in enumerate(reports))
     assert "mIoU vs [1]" in result.stdout and "[5]" in result.stdout
+    assert "colour" in result.stdout  # the colour-only baseline: fitted once, its own column
+    assert keras["baseline"]["mean_iou"] is not None and all(r["baseline"] is None for r in reports[1:])
     reference = np.array(keras["confusion"])
     for (name, runtime), report in zip(ARTIFACTS, reports[1:]):
         assert report["runtime"].startswith(runtime) and report["frames"] == keras["frames"], report
