@@ -29,9 +29,6 @@ class EvaluateConfig:
     threads: int | None = None  # an artifact's runtime threads (None: the runtime's default)
 
 
-#: Files scored through the board's runtime (segnet_edge.device) instead of TensorFlow: what ships is what is measured.
-ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".engine", ".plan", ".trt")
-
 
 @dataclass
 class EvaluationReport:
@@ -182,9 +179,18 @@ def evaluate_models(config: EvaluateConfig, models: list[str]) -> list[Evaluatio
     return reports
 
 
+def is_artifact(model: str | Path) -> bool:
+    """A file a device backend runs (the backend registry's extensions): scored through the board's runtime,
+    not TensorFlow, so what ships is what is measured."""
+    from segnet_edge.device.backends.base import available_backends
+
+    suffix = Path(model).suffix.lower()
+    return any(suffix in backend.extensions for backend in available_backends().values())
+
+
 def _metadata(model: str):
     """A model's or an artifact's metadata, without loading it."""
-    if Path(model).suffix.lower() in ARTIFACT_SUFFIXES:
+    if is_artifact(model):
         from segnet_edge.device.artifact_metadata import read_artifact_metadata
 
         return read_artifact_metadata(model)
@@ -195,7 +201,7 @@ def _metadata(model: str):
 
 def evaluate(config: EvaluateConfig) -> EvaluationReport:
     # The model is checked before the data is read: a bad or unsafe model file fails first, with its own error.
-    if Path(config.model).suffix.lower() in ARTIFACT_SUFFIXES:
+    if is_artifact(config.model):
         from segnet_edge.device.backends.base import BackendOptions, load_backend
 
         backend = load_backend(config.model, options=BackendOptions(threads=config.threads))  # checks the file
