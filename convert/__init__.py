@@ -234,7 +234,7 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     report.seconds = time.perf_counter() - started
     ctx.results[fmt.name] = result
     report.unpool_mode, report.notes, report.command = result.unpool_mode, result.notes, result.command
-    if ctx.qat and not fmt.is_int8:  # context.model_for: a fake-quant graph is no float artifact
+    if ctx.from_float_twin(fmt):  # a fake-quant graph is no float artifact
         report.notes = [*report.notes, FLOAT_TWIN_NOTE]
     report.metadata, report.ops, report.checks = result.metadata, result.ops, list(result.checks)
     if result.path is None:
@@ -245,7 +245,7 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     if frames is not None:
         log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
         probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1)
-        if ctx.qat and not fmt.is_int8:
+        if ctx.from_float_twin(fmt):
             reference = ctx.float_reference(frames.inputs)
         report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)
         if fmt.family == "tflite" and fmt.is_int8 and ctx.options.output == "probabilities":

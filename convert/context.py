@@ -109,6 +109,10 @@ class ExportContext:
             self._keras["exported"] = source
         return self._keras["exported"]
 
+    def from_float_twin(self, fmt) -> bool:
+        """A QAT model's float formats are built from, and proven against, its float twin (see model_for)."""
+        return self.qat and not fmt.is_int8
+
     def model_for(self, fmt) -> tuple[object, str]:
         """The Keras model to export `fmt` from and its unpooling formulation.
 
@@ -119,7 +123,7 @@ class ExportContext:
         """
         from segnet_edge.convert.registry import unpool_mode
 
-        if self.qat and not fmt.is_int8:
+        if self.from_float_twin(fmt):
             mode = unpool_mode(fmt, self.options.trt_version)
             return self.float_keras(mode), mode
         if self.qat:
