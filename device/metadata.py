@@ -11,12 +11,32 @@ import json
 from dataclasses import asdict, dataclass, field
 
 METADATA_KEY = "segnet_edge"
-SCHEMA_VERSION = 1
+#: 2: Normalization may carry the input LRN (`lrn`), which a reader that ignores it would silently skip.
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class InputLRN:
+    """Caffe's across-channel local response normalisation of the normalised image (SegNet-Basic's first layer).
+
+    A converted SegNet-Basic carries it here instead of in its graph: it is a fixed per-pixel function of
+    the image, TFLite has no int8 LRN kernel (it kept the whole int8 model's input in float), and on the
+    board it costs one pass over three channels. Caffe divides alpha by the window size.
+    """
+
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """How a uint8 frame becomes the model input: reorder channels, then (x - mean) / std.
+    """How a uint8 frame becomes the model input: reorder channels, then (x - mean) / std, then the input LRN
+    when the model's own first layer was moved here (`lrn`).
 
     The default is Caffe/Keras VGG16's own (BGR, ImageNet means, no scaling) so
     an encoder initialised from VGG16 ImageNet weights sees what it was trained on.
@@ -25,16 +45,23 @@ class Normalization:
     channel_order: str = "BGR"
     mean: tuple[float, float, float] = (103.939, 116.779, 123.68)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    lrn: InputLRN | None = None
 
     def to_json(self) -> dict:
-        return {"channel_order": self.channel_order, "mean": list(self.mean), "std": list(self.std)}
+        data = {"channel_order": self.channel_order, "mean": list(self.mean), "std": list(self.std)}
+        if self.lrn is not None:  # absent otherwise: files without it read as before
+            data["lrn"] = self.lrn.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> Normalization:
+        lrn = data.get("lrn")
         return cls(
             channel_order=str(data.get("channel_order", "BGR")).upper(),
             mean=tuple(float(v) for v in data.get("mean", cls.mean)),
             std=tuple(float(v) for v in data.get("std", cls.std)),
+            lrn=None if lrn is None else InputLRN(int(lrn["size"]), float(lrn["alpha"]), float(lrn["beta"]),
+                                                  float(lrn["k"])),
         )
 
 
@@ -86,6 +113,10 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, data: dict) -> ModelMetadata:
+        version = int(data.get("schema_version", SCHEMA_VERSION))
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"metadata schema {version} is newer than this segnet-edge's {SCHEMA_VERSION}: "
+                             "upgrade segnet-edge here")
         return cls(
             class_names=tuple(str(n) for n in data["class_names"]),
             palette=tuple(tuple(int(v) for v in c) for c in data["palette"]),
@@ -100,7 +131,7 @@ class ModelMetadata:
             output_quantization=TensorQuantization(**data.get("output_quantization", {})),
             format=str(data.get("format", "keras")),
             source_sha256=None if data.get("source_sha256") is None else str(data["source_sha256"]),
-            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+            schema_version=version,
         )
 
     @classmethod

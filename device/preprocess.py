@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segnet_edge.device.metadata import Normalization, TensorQuantization
+from segnet_edge.device.metadata import InputLRN, Normalization, TensorQuantization
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -40,10 +40,37 @@ def normalize(frames, norm: Normalization):
     mean = np.asarray(norm.mean, dtype=np.float32)
     inv_std = (1.0 / np.asarray(norm.std, dtype=np.float32)).astype(np.float32)
     if isinstance(frames, np.ndarray):
-        return (frames.astype(np.float32) - mean) * inv_std
-    import tensorflow as tf  # only reached on the host, when called with a tensor
+        x = (frames.astype(np.float32) - mean) * inv_std
+    else:
+        import tensorflow as tf  # only reached on the host, when called with a tensor
 
-    return (tf.cast(frames, tf.float32) - mean) * inv_std
+        x = (tf.cast(frames, tf.float32) - mean) * inv_std
+    return x if norm.lrn is None else local_response_norm(x, norm.lrn)
+
+
+def local_response_norm(x, lrn: InputLRN):
+    """Caffe's across-channel LRN, x / (k + alpha / size * sum of squares in the window) ** beta, in plain
+    arithmetic on numpy arrays and tf tensors alike (the same as tf.nn.local_response_normalization)."""
+    channels = int(x.shape[-1])
+    radius = lrn.size // 2
+    squares = x * x
+    scale = np.float32(lrn.alpha / lrn.size)
+    out = []
+    for c in range(channels):
+        window = squares[..., max(0, c - radius):c + radius + 1]
+        total = window.sum(axis=-1) if isinstance(x, np.ndarray) else _tf_sum(window)
+        out.append(x[..., c] * (np.float32(lrn.k) + scale * total) ** np.float32(-lrn.beta))
+    if isinstance(x, np.ndarray):
+        return np.stack(out, axis=-1).astype(np.float32, copy=False)
+    import tensorflow as tf
+
+    return tf.stack(out, axis=-1)
+
+
+def _tf_sum(window):
+    import tensorflow as tf
+
+    return tf.reduce_sum(window, axis=-1)
 
 
 def preprocess(frame: np.ndarray, size: tuple[int, int], norm: Normalization) -> np.ndarray:

@@ -176,6 +176,23 @@ def is_quantization_aware_config(config: dict) -> bool:
     return any(class_name in QAT_LAYER_CLASSES for _, class_name in _layer_classes(config))
 
 
+def stored_input_lrn(path: str | Path):
+    """The settings of a plain (not QAT-wrapped) input LRN layer in a model file, read without TensorFlow:
+    a converted SegNet-Basic applies it in the preprocessing (`Normalization.lrn`, models.drop_input_lrn)."""
+    from segnet_edge.device.metadata import InputLRN
+
+    try:
+        config = _stored_config(Path(path))
+    except Exception:  # noqa: BLE001 - load_model reports unreadable files properly later
+        return None
+    for where, obj in _serialised_objects(config):
+        if where == "layers" and str(obj.get("class_name")).endswith("LocalResponseNormalization"):
+            c = obj.get("config", {})
+            return InputLRN(int(c.get("size", 5)), float(c.get("alpha", 1e-4)), float(c.get("beta", 0.75)),
+                            float(c.get("k", 1.0)))
+    return None
+
+
 #: tfmot's names for the variables holding a QAT model's learnt activation ranges: a wrapped layer's output,
 #: a conv's post-activation (the logits) and the input's QuantizeLayer; each has a _min and a _max.
 _ACTIVATION_RANGE_PREFIXES = ("output_", "post_activation_", "quantize_layer_")

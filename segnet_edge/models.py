@@ -186,6 +186,37 @@ def with_label_output(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, ClassLabels(name="labels")(scores), name=model.name)
 
 
+def drop_input_lrn(model: keras.Model):
+    """SegNet-Basic without its input LRN layer (same weights), and that layer's settings (None: it has none).
+
+    The LRN is a fixed function of each pixel's three channels, so the board's preprocessing applies it
+    (`Normalization.lrn`) and every exported graph starts after it: TFLite has no int8 LRN kernel, and
+    the float input it left in SegNet-Basic's int8 model made that model not full-integer. tfmot's wrapped
+    LRN is refused: a QAT graph's input range belongs to it (`segnet-edge quantize` drops the LRN first).
+    """
+    from segnet_edge.device.metadata import InputLRN
+    from segnet_edge.layers import CUSTOM_OBJECTS
+
+    lrn = next((layer for layer in model.layers if isinstance(getattr(layer, "layer", layer),
+                                                              LocalResponseNormalization)), None)
+    if lrn is None:
+        return model, None
+    if not isinstance(lrn, LocalResponseNormalization) or lrn.input is not model.input:
+        raise ValueError(f"{model.name}: the LRN layer {lrn.name!r} is not the plain first layer; quantize "
+                         "the float model again with this segnet-edge")
+    config = model.get_config()
+    image = config["input_layers"][0][0]
+    config["layers"] = [layer for layer in config["layers"] if layer["name"] != lrn.name]
+    for layer in config["layers"]:  # whoever read the LRN's output reads the image instead
+        for node in layer["inbound_nodes"]:
+            for inbound in node:
+                if inbound[0] == lrn.name:
+                    inbound[0] = image
+    clone = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
+    clone.set_weights(model.get_weights())  # the LRN has none, so the order is the same
+    return clone, InputLRN(lrn.size, lrn.alpha, lrn.beta, lrn.k)
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one frame: convolutions only (everything else is noise)."""
     macs = 0

@@ -50,19 +50,21 @@ def assert_usage_error(result: subprocess.CompletedProcess, *needles: str) -> st
     return lines[0]
 
 
-@pytest.fixture(scope="session")
-def artifacts(tmp_path_factory) -> Path:
-    """model_fp32.tflite, model_int8.tflite, model.onnx (+ no_metadata.tflite) from a tiny random SegNet.
-
-    Built once per session by tests/device/make_artifacts.py, in its own process (as on the board, the
-    device tests' process never imports TensorFlow); shared by tests/device and tests/reliability.
-    """
-    out = tmp_path_factory.mktemp("artifacts")
+def make_artifacts(out: Path, arch: str = "segnet") -> Path:
+    """model_fp32.tflite, model_int8.tflite, model.onnx (+ no_metadata.tflite) from a tiny random `arch`, built
+    by tests/device/make_artifacts.py in its own process (as on the board, the device tests' process never
+    imports TensorFlow)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, str(REPO / "tests" / "device" / "make_artifacts.py"), str(out)],
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "device" / "make_artifacts.py"), str(out), arch],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    """The tiny SegNet's artifacts, once per session; tests/device runs on both architectures (its own fixture)."""
+    return make_artifacts(tmp_path_factory.mktemp("artifacts"))
 
 
 # `make test` runs on two pytest-xdist workers (`-n 2 --dist loadscope`), with the scope redefined here:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segnet_edge._tf import keras
+from segnet_edge._tf import keras, tf
 from segnet_edge.device.errors import UsageError
 from segnet_edge.layers import LocalResponseNormalization, MaxPoolingWithArgmax2D, MaxUnpooling2D
 from segnet_edge.models import ModelConfig, build_model, count_macs, with_unpool_mode
@@ -65,6 +65,43 @@ def test_lrn_follows_caffe_which_divides_alpha_by_the_window():
     # Caffe: x / (k + alpha/n * sum over the channel window of x^2) ** beta; the window covers all 3 channels
     expected = x / (1 + 1e-4 / 5 * (x**2).sum(-1, keepdims=True)) ** 0.75
     np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_input_lrn_moves_into_the_preprocessing_as_the_same_function(tmp_path):
+    """SegNet-Basic's converted graphs start after its input LRN, which THE preprocessing then applies: the
+    LRN-free model on LRN-preprocessed frames must be the model itself, on numpy and tf tensors alike."""
+    from segnet_edge.device.metadata import ModelMetadata, Normalization, default_palette
+    from segnet_edge.device.preprocess import normalize
+    from segnet_edge.model_io import save_model, stored_input_lrn
+    from segnet_edge.models import drop_input_lrn
+
+    model = build_model(ModelConfig("segnet-basic", (32, 48), 4, alpha=0.25))
+    cut, lrn = drop_input_lrn(model)
+    assert lrn is not None and (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 1.0)
+    assert not _layers(cut, LocalResponseNormalization) and len(cut.layers) == len(model.layers) - 1
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
+    with_lrn = Normalization(lrn=lrn)
+    moved = normalize(frames, with_lrn)
+    np.testing.assert_allclose(normalize(tf.constant(frames), with_lrn).numpy(), moved, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(moved, LocalResponseNormalization()(normalize(frames, Normalization())).numpy(),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(cut.predict(moved, verbose=0), model.predict(normalize(frames, Normalization()),
+                                                                            verbose=0), atol=1e-4)
+    assert drop_input_lrn(cut) == (cut, None)  # SegNet, or a graph already cut: nothing to move
+    # the setting travels in the metadata and is read back; a file's LRN is found without TensorFlow
+    meta = ModelMetadata(("a", "b", "c", "d"), default_palette(4), (32, 48), normalization=with_lrn)
+    assert ModelMetadata.loads(meta.dumps()).normalization == with_lrn
+    assert stored_input_lrn(save_model(model, tmp_path / "basic.h5", meta)) == lrn
+    assert stored_input_lrn(save_model(cut, tmp_path / "cut.h5", meta)) is None
+
+
+def test_metadata_from_a_newer_schema_is_refused():
+    from segnet_edge.device.metadata import SCHEMA_VERSION, ModelMetadata, default_palette
+
+    data = ModelMetadata(("a", "b"), default_palette(2), (8, 8)).to_json()
+    data["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(ValueError, match="upgrade segnet-edge"):
+        ModelMetadata.from_json(data)
 
 
 @pytest.mark.parametrize("arch", ["segnet", "segnet-basic"])

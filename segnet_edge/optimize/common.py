@@ -32,6 +32,18 @@ def load_float_model(path: str, unsafe: bool, verb: str):
     return model, metadata
 
 
+def without_input_lrn(model, metadata: ModelMetadata):
+    """(model, metadata) with a SegNet-Basic's input LRN moved from the graph into the preprocessing."""
+    from dataclasses import replace
+
+    from segnet_edge.models import drop_input_lrn
+
+    model, lrn = drop_input_lrn(model)
+    if lrn is None:
+        return model, metadata
+    return model, replace(metadata, normalization=replace(metadata.normalization, lrn=lrn))
+
+
 def check_dataset_matches(info: ClassInfo, metadata: ModelMetadata, data: str) -> None:
     """Fine-tuning on a dataset with other classes would silently relabel the model; refuse it."""
     if info.num_classes != metadata.num_classes:
@@ -52,6 +64,8 @@ def start_finetuning(config, verb: str):
 
     keras.utils.set_random_seed(config.seed)
     model, metadata = load_float_model(config.model, config.unsafe_load, verb)
+    if verb == "quantize":  # the QAT graph starts after SegNet-Basic's input LRN, as its int8 artifacts will
+        model, metadata = without_input_lrn(model, metadata)
     data = prepare_data(config.data, metadata.input_size, config.classes, config.ignore_label,
                         config.val_split, config.on_bad_sample, verbose=config.verbose)
     check_dataset_matches(data.info, metadata, config.data)

@@ -81,9 +81,32 @@ def model_metadata(**changes):
     return ModelMetadata(**{**fields, **changes})
 
 
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory, scene_dataset) -> Path:
-    """SegNet 32x48, alpha 0.25, 4 classes, fitted on 128 scenes for 10 epochs (~20 s on 2 cores, val mIoU ~94%).
+#: Every convert test that takes the fitted model runs on both architectures, so neither can regress silently.
+ARCHITECTURES = ("segnet", "segnet-basic")
+
+
+@dataclass(frozen=True)
+class ArchFacts:
+    """What the tests expect of each architecture's graph."""
+
+    pooling_levels: int
+    relu_convs: int  # conv+BN+ReLU outputs (activation equalization rescales each)
+    first_conv: str
+
+
+ARCH_FACTS = {"segnet": ArchFacts(5, 25, "block1_conv1"), "segnet-basic": ArchFacts(4, 4, "conv1")}
+
+
+def facts(model_path: Path) -> ArchFacts:
+    from segnet_edge.model_io import read_metadata
+
+    return ARCH_FACTS[read_metadata(model_path).arch]
+
+
+@pytest.fixture(scope="session", params=ARCHITECTURES)
+def trained_model(request, tmp_path_factory, scene_dataset) -> Path:
+    """SegNet or SegNet-Basic 32x48, alpha 0.25, 4 classes, fitted on 128 scenes for 10 epochs (~20 s on 2 cores,
+    val mIoU ~94%).
 
     Batch-norm momentum 0.9 instead of 0.99: with 160 steps the moving statistics would
     otherwise still lag the weights, and inference-mode outputs would be unsure.
@@ -93,16 +116,17 @@ def trained_model(tmp_path_factory, scene_dataset) -> Path:
     from segnet_edge.model_io import save_model
     from segnet_edge.models import ModelConfig, build_model
 
+    arch = request.param
     keras.utils.set_random_seed(0)
-    metadata = model_metadata()
-    model = build_model(ModelConfig(arch="segnet", input_size=INPUT_SIZE, num_classes=len(CLASSES), alpha=ALPHA))
+    metadata = model_metadata(arch=arch)
+    model = build_model(ModelConfig(arch=arch, input_size=INPUT_SIZE, num_classes=len(CLASSES), alpha=ALPHA))
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     frames, labels = scenes(TRAIN_FRAMES, seed=1)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit(normalize(frames, metadata.normalization), labels, batch_size=8, epochs=10, verbose=0)
-    path = tmp_path_factory.mktemp("model") / "segnet_tiny.h5"
+    path = tmp_path_factory.mktemp("model") / f"{arch.replace('-', '_')}_tiny.h5"
     save_model(model, path, metadata)
     return path
 

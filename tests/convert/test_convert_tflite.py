@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from segnet_edge.convert.context import ConversionError
+from tests.convert.conftest import facts
 
 
 def tiny_unpool_model(mode: str):
@@ -45,7 +46,7 @@ def test_flex_op_fails_naming_the_op_and_layer():
     assert "\n" not in message
 
 
-def test_float_tensor_in_an_int8_model_is_named(converted):
+def test_float_tensor_in_an_int8_model_is_named(converted, trained_model):
     from segnet_edge.convert.tflite import check_full_integer, inspect
 
     graph = inspect((converted.out / "model_fp32.tflite").read_bytes())
@@ -53,7 +54,7 @@ def test_float_tensor_in_an_int8_model_is_named(converted):
         check_full_integer(graph)
     message = str(error.value)
     assert "not full-integer" in message and "float32" in message
-    assert "CONV_2D in layer 'block1_conv1'" in message
+    assert f"CONV_2D in layer '{facts(trained_model).first_conv}'" in message
 
 
 def test_one_hot_int8_is_caught_and_select_is_full_integer():

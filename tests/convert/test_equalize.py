@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.conftest import run_cli
+from tests.convert.conftest import facts
 
 
 def _frames(calib_npz):
@@ -38,20 +39,23 @@ def test_equalized_model_is_the_same_function_with_even_channel_peaks(trained_mo
     model = load_model(trained_model)
     inputs = _frames(calib_npz)
     twin, done = equalize_activations(model, inputs)
-    assert done is not None and done.layers == 25  # every conv+BN+ReLU: 13 encoder (pool5 -> unpool5 too), 12 decoder
+    # every conv+BN+ReLU: SegNet's 13 encoder (pool5 -> unpool5 too) and 12 decoder; SegNet-Basic's 4 encoder
+    assert done is not None and done.layers == facts(trained_model).relu_convs
     assert done.max_abs_change < 1e-4 and done.argmax_agreement == 1.0 and 1.0 < done.median_scale <= done.max_scale <= 16.0
     np.testing.assert_allclose(twin.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-4)
     before, after = _peak_spread(model, inputs), _peak_spread(twin, inputs)
     assert all(a <= b + 1e-3 for a, b in zip(after, before))
     assert np.median(after) - 1 < 0.5 * (np.median(before) - 1)  # spread 1.0 means every channel peaks alike
-    assert model.get_layer("block1_conv1_bn").get_weights()[0] is not twin.get_layer("block1_conv1_bn").get_weights()[0]
+    first_bn = f"{facts(trained_model).first_conv}_bn"
+    assert model.get_layer(first_bn).get_weights()[0] is not twin.get_layer(first_bn).get_weights()[0]
 
 
 def test_convert_equalizes_by_default_and_no_equalize_turns_it_off(converted, trained_model, calib_npz, tmp_path):
     import json
 
-    assert converted.report["equalization"]["layers"] == 25
-    assert "Activation equalization: 25 conv+BN+ReLU outputs" in (converted.out / "report.md").read_text()
+    relu_convs = facts(trained_model).relu_convs
+    assert converted.report["equalization"]["layers"] == relu_convs
+    assert f"Activation equalization: {relu_convs} conv+BN+ReLU outputs" in (converted.out / "report.md").read_text()
     out = tmp_path / "plain"
     result = run_cli("convert", trained_model, "--calib", calib_npz, "--formats", "tflite-int8", "--no-equalize",
                      "--out", out)

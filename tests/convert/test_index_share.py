@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.convert.conftest import INPUT_SIZE
+from tests.convert.conftest import INPUT_SIZE, facts
 
 
 def _inputs_and_model(converted, trained_model, scene_dataset):
     from segnet_edge.convert.parity import parity_frames
     from segnet_edge.device.artifact_metadata import read_artifact_metadata
     from segnet_edge.model_io import load_model
+    from segnet_edge.models import drop_input_lrn
 
     metadata = read_artifact_metadata(converted.out / "model_int8.tflite")
-    return parity_frames(metadata, None, scene_dataset, "val", 6).inputs, load_model(trained_model)
+    # the Keras graph the artifacts were built from: it starts where their preprocessing ends
+    return parity_frames(metadata, None, scene_dataset, "val", 6).inputs, drop_input_lrn(load_model(trained_model))[0]
 
 
 def test_float_indices_from_the_fp32_model_reproduce_keras_exactly(converted, trained_model, scene_dataset):
@@ -25,7 +27,7 @@ def test_float_indices_from_the_fp32_model_reproduce_keras_exactly(converted, tr
     inputs, model = _inputs_and_model(converted, trained_model, scene_dataset)
     path = converted.out / "model_fp32.tflite"
     share = measure_index_share(model, path, inputs, read_artifact_metadata(path))
-    assert share is not None and len(share.index_disagreement) == 5
+    assert share is not None and len(share.index_disagreement) == facts(trained_model).pooling_levels
     assert share.index_only_agreement == 1.0
     assert max(share.index_disagreement) < 1e-3
     assert share.artifact_agreement > 0.999
@@ -41,7 +43,7 @@ def test_int8_indices_are_measured_and_reported(converted, trained_model, scene_
     assert 0 < max(share.index_disagreement) < 0.5  # int8 does move some indices, not most
     assert 0.9 < share.index_only_agreement <= 1.0
     reported = converted.artifact("tflite-int8")["pooling_indices"]
-    assert reported is not None and len(reported["index_disagreement"]) == 5
+    assert reported is not None and len(reported["index_disagreement"]) == facts(trained_model).pooling_levels
     # the report's run measured both on the same VAL_FRAMES frames
     parity = converted.artifact("tflite-int8")["parity"]["agreement"]
     assert abs(reported["artifact_agreement"] - parity) < 1e-6

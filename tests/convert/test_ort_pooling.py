@@ -18,7 +18,7 @@ from segnet_edge.convert.ort_pooling import (
     with_stand_in_pooling,
 )
 from segnet_edge.convert.trt_support import check_onnx_for_tensorrt
-from tests.convert.conftest import CLASSES, VAL_FRAMES
+from tests.convert.conftest import CLASSES, VAL_FRAMES, facts
 
 # 5 pooling levels, and odd at the 1st and 4th (ceil mode: 36 -> 18 -> 9 -> 5 -> 3 -> 2; 52 -> ... -> 7 -> 4 -> 2)
 ODD_SIZE = (36, 52)
@@ -120,7 +120,7 @@ def test_segnet_basic_converts_too():
                                run_onnx(export_graph(model, (30, 44), 1, 17), x), atol=1e-5)
 
 
-def test_converted_artifacts_pass_and_say_they_are_for_onnx_runtime(converted):
+def test_converted_artifacts_pass_and_say_they_are_for_onnx_runtime(converted, trained_model):
     from segnet_edge.device.artifact_metadata import read_artifact_metadata
 
     for name, file in (("ort-fp32", "model_ort.onnx"), ("ort-int8", "model_ort_int8.onnx")):
@@ -135,5 +135,6 @@ def test_converted_artifacts_pass_and_say_they_are_for_onnx_runtime(converted):
     activations = [inits[n.input[2]] for n in qdq.graph.node if n.op_type == "QuantizeLinear"]  # weights: int8
     assert activations and all(zp.data_type == onnx.TensorProto.UINT8 for zp in activations)
     notes = " ".join(converted.artifact("ort-int8")["notes"])
-    assert "asymmetric uint8" in notes and "5 index-recording MaxPool(s) read the uint8 tensor directly" in notes
+    levels = facts(trained_model).pooling_levels
+    assert "asymmetric uint8" in notes and f"{levels} index-recording MaxPool(s) read the uint8 tensor directly" in notes
     assert converted.artifact("ort-int8")["parity"]["frames"] == VAL_FRAMES

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from device_util import CAMVID_SAMPLE, moving_scene, write_video
 
-# `artifacts` (the tiny .tflite / .onnx files) lives in tests/conftest.py: tests/reliability uses it too.
+
+@pytest.fixture(scope="session", params=("segnet", "segnet-basic"))
+def artifacts(request, tmp_path_factory) -> Path:
+    """The tiny artifacts (tests/conftest.py make_artifacts) of both architectures: every device test runs on
+    SegNet and on SegNet-Basic, whose preprocessing carries the input LRN."""
+    from tests.conftest import make_artifacts
+
+    return make_artifacts(tmp_path_factory.mktemp(f"artifacts-{request.param}"), request.param)
 
 
 @pytest.fixture(scope="session")

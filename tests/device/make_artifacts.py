@@ -1,7 +1,8 @@
-"""Build the tiny deployable artifacts the device tests run: `python make_artifacts.py OUT_DIR`.
+"""Build the tiny deployable artifacts the device tests run: `python make_artifacts.py OUT_DIR [ARCH]`.
 
-A random 32x48 SegNet (alpha 0.125, 4 classes) as fp32 TFLite, full-int8 TFLite
-(int8 in/out) and ONNX, each with its segnet-edge metadata embedded. It runs in
+A random 32x48 SegNet or SegNet-Basic (alpha 0.125, 4 classes) as fp32 TFLite, full-int8 TFLite
+(int8 in/out) and ONNX, each with its segnet-edge metadata embedded; SegNet-Basic's graphs start after
+its input LRN, which their metadata hands to the preprocessing, as `convert` builds them. It runs in
 its own process so the test process, like the board, never imports TensorFlow.
 """
 
@@ -17,18 +18,19 @@ INPUT_SIZE = (32, 48)
 CLASSES = ("sky", "building", "road", "car")
 
 
-def main(out: Path) -> None:
+def main(out: Path, arch: str = "segnet") -> None:
     from segnet_edge._tf import keras, tf
     from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
     from segnet_edge.device.metadata import ModelMetadata, Normalization, TensorQuantization, default_palette
     from segnet_edge.device.preprocess import preprocess
-    from segnet_edge.models import ModelConfig, build_model
+    from segnet_edge.models import ModelConfig, build_model, drop_input_lrn
 
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
-    model = build_model(ModelConfig(arch="segnet", input_size=INPUT_SIZE, num_classes=len(CLASSES), alpha=0.125))
+    model, lrn = drop_input_lrn(build_model(ModelConfig(arch=arch, input_size=INPUT_SIZE, num_classes=len(CLASSES),
+                                                        alpha=0.125)))
     base = ModelMetadata(class_names=CLASSES, palette=default_palette(len(CLASSES)), input_size=INPUT_SIZE,
-                         normalization=Normalization(), alpha=0.125, format="tflite")
+                         normalization=Normalization(lrn=lrn), alpha=0.125, format="tflite", arch=arch)
 
     fp32 = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     (out / "model_fp32.tflite").write_bytes(embed_tflite_metadata(fp32, base))
@@ -66,4 +68,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *sys.argv[2:])
