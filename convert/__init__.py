@@ -103,7 +103,9 @@ def convert_model(
     out = Path(out_dir) if out_dir is not None else default_out_dir(model_path)
     _check_out_dir(out, model_path)
     size = tuple(options.input_size) if options.input_size else tuple(source_metadata.input_size)
-    metadata = replace(source_metadata, input_size=size, output=options.output, source_sha256=_sha256(model_path))
+    qat = _is_qat_file(model_path)
+    metadata = replace(source_metadata, input_size=size, output=options.output, source_sha256=_sha256(model_path),
+                       normalization=_export_normalization(model_path, source_metadata, qat))
     if calib is not None and calib_data is not None:
         raise UsageError("give --calib or --calib-data, not both")
     calibration = _load_calibration(calib, size)
@@ -115,7 +117,6 @@ def convert_model(
         from segnet_edge.data.layout import find_samples
 
         find_samples(eval_data, options.eval_split)
-    qat = _is_qat_file(model_path)
     symmetric = qat and model_path.suffix == ".h5" and qat_activation_ranges_symmetric(model_path)
     uncalibrated = [f.name for f in chosen
                     if needs_calibration(f, qat, symmetric) and calibration is None and recipe is None]
@@ -144,7 +145,7 @@ def convert_model(
 
         def load_keras():
             log(f"loading {model_path}")
-            return _load_keras(model_path, source_metadata, size, options.unsafe_load)
+            return _load_keras(model_path, metadata, options.unsafe_load)
 
         ctx = ExportContext(model_path, metadata, options, staging, calibration, qat, load_keras, log,
                             qat_symmetric=symmetric)
@@ -153,8 +154,8 @@ def convert_model(
         if frames is not None:
             keras_model = ctx.keras_model()
             reference = keras_model.predict(frames.inputs, batch_size=1, verbose=0)
-            noise_floor = sensitivity(lambda x: keras_model.predict(x, batch_size=1, verbose=0), frames.inputs,
-                                      reference, metadata, options.seed)
+            noise_floor = sensitivity(lambda x: keras_model.predict(x, batch_size=1, verbose=0), frames.images,
+                                      reference, metadata.normalization, options.seed)
         artifacts: list[ArtifactReport] = []
         for fmt in chosen:
             report = _export_one(ctx, fmt, uncalibrated, frames, reference, artifacts, log)
@@ -256,7 +257,7 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
                                                      reference)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
-    if reference_report is not None:
+    if reference_report is not None and reference_report.size_bytes >= ctx.options.targets.size_ratio_min_bytes:
         size_ratio = report.size_bytes / reference_report.size_bytes
     report.checks += target_checks(fmt, report.parity, ctx.options.targets, size_ratio)
     return report
@@ -287,7 +288,25 @@ def _is_qat_file(model_path: Path) -> bool:
         return False
 
 
-def _load_keras(model_path: Path, metadata: ModelMetadata, size: tuple[int, ...], unsafe: bool):
+def _export_normalization(model_path: Path, metadata: ModelMetadata, qat: bool):
+    """The artifacts' preprocessing: the model's, plus a float model's input LRN (SegNet-Basic), which every
+    exported graph leaves to the board so that its int8 forms are full-integer (models.drop_input_lrn)."""
+    from segnet_edge.model_io import stored_input_lrn
+
+    lrn = None if qat or metadata.normalization.lrn is not None else stored_input_lrn(model_path)
+    return metadata.normalization if lrn is None else replace(metadata.normalization, lrn=lrn)
+
+
+def _load_keras(model_path: Path, metadata: ModelMetadata, unsafe: bool):
+    """The Keras model that the artifacts are built from and proven against, at the export size and starting
+    where the artifacts' preprocessing (`metadata.normalization`) ends."""
+    from segnet_edge.models import drop_input_lrn
+
+    model = _load_at_size(model_path, metadata, tuple(metadata.input_size), unsafe)
+    return drop_input_lrn(model)[0] if metadata.normalization.lrn is not None else model
+
+
+def _load_at_size(model_path: Path, metadata: ModelMetadata, size: tuple[int, ...], unsafe: bool):
     from segnet_edge.model_io import load_model
 
     model = load_model(model_path, unsafe=unsafe)

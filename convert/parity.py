@@ -18,18 +18,20 @@ from segnet_edge.convert.context import Check
 from segnet_edge.convert.options import Targets
 from segnet_edge.convert.registry import ExportFormat
 from segnet_edge.device.errors import UsageError
-from segnet_edge.device.metadata import ModelMetadata
+from segnet_edge.device.metadata import ModelMetadata, Normalization
 from segnet_edge.metrics import argmax_agreement, confusion_matrix, scores
 
 
 @dataclass
 class ParityFrames:
-    """Model inputs (float32 (N, H, W, 3), made by device/preprocess) and labels when known."""
+    """Model inputs (float32 (N, H, W, 3), made by device/preprocess from `images`, the uint8 BGR frames at the
+    input size) and labels when known."""
 
     inputs: np.ndarray
     labels: np.ndarray | None
     source: str
     held_out: bool  # False when they are calibration frames (nothing else was given)
+    images: np.ndarray | None = None
 
     def to_json(self) -> dict:
         return {"source": self.source, "frames": int(len(self.inputs)), "labelled": self.labels is not None,
@@ -39,7 +41,7 @@ class ParityFrames:
 def parity_frames(metadata: ModelMetadata, calib: CalibrationSet | None, eval_data: str | Path | None = None,
                   eval_split: str = "val", limit: int = 8) -> ParityFrames | None:
     """Held-out frames: --eval-data's split, else the calibration set's held-out frames, else its frames."""
-    from segnet_edge.device.preprocess import preprocess
+    from segnet_edge.device.preprocess import normalize, resize_frame
 
     size, norm = metadata.input_size, metadata.normalization
     if eval_data is not None:
@@ -69,8 +71,8 @@ def parity_frames(metadata: ModelMetadata, calib: CalibrationSet | None, eval_da
         source, held_out = f"calibration frames ({calib.recipe.source}); none held out", False
     else:
         return None
-    inputs = np.stack([preprocess(frame, size, norm) for frame in frames]).astype(np.float32)
-    return ParityFrames(inputs, labels, source, held_out)
+    images = np.stack([resize_frame(frame, size) for frame in frames])
+    return ParityFrames(normalize(images, norm).astype(np.float32), labels, source, held_out, images)
 
 
 #: Top-1 minus top-2 probability below which a pixel counts as a near tie.
@@ -100,12 +102,14 @@ def top2_margin(probabilities: np.ndarray) -> np.ndarray:
     return top[..., -1] - top[..., -2]
 
 
-def sensitivity(predict, inputs: np.ndarray, reference: np.ndarray, metadata: ModelMetadata,
+def sensitivity(predict, images: np.ndarray, reference: np.ndarray, norm: Normalization,
                 seed: int = 0) -> Sensitivity:
-    """`predict`: float inputs -> Keras probabilities. The noise is drawn in pixel units, then normalised."""
-    std = np.asarray(metadata.normalization.std, np.float32)
-    noise = np.random.default_rng(seed).uniform(-INPUT_NOISE_GREY_LEVELS, INPUT_NOISE_GREY_LEVELS, inputs.shape)
-    noisy = predict((inputs + noise.astype(np.float32) / std).astype(np.float32))
+    """`predict`: float inputs -> Keras probabilities. The noise is added to the uint8 `images` in grey levels,
+    before THE preprocessing (whatever it does after the mean and scale, such as SegNet-Basic's input LRN)."""
+    from segnet_edge.device.preprocess import normalize
+
+    noise = np.random.default_rng(seed).uniform(-INPUT_NOISE_GREY_LEVELS, INPUT_NOISE_GREY_LEVELS, images.shape)
+    noisy = predict(normalize(images.astype(np.float32) + noise.astype(np.float32), norm).astype(np.float32))
     return Sensitivity(INPUT_NOISE_GREY_LEVELS, argmax_agreement(reference, noisy),
                        float(np.mean(top2_margin(reference) < CONFIDENT_MARGIN)))
 
@@ -121,6 +125,7 @@ class Parity:
     #: The same agreement over the pixels where Keras' top-1 and top-2 probabilities differ by at
     #: least CONFIDENT_MARGIN: the pixels a user would act on (near ties flip under any rounding).
     confident_agreement: float | None = None
+    confident_pixels: int = 0
     #: Pixels within EDGE_RADIUS of a class edge in Keras' own label map: their share of all pixels, their share
     #: of the pixels that disagree, and the agreement everywhere else. int8 moves edges by a pixel; that is
     #: the part a user sees as a jittery outline, not as a wrong region.
@@ -138,6 +143,7 @@ class Parity:
     def to_json(self) -> dict:
         return {"frames": self.frames, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
                 "agreement": self.agreement, "confident_agreement": self.confident_agreement,
+                "confident_pixels": self.confident_pixels,
                 "confident_margin": CONFIDENT_MARGIN, "edge_radius": EDGE_RADIUS, "edge_share": self.edge_share,
                 "edge_share_of_disagreement": self.edge_share_of_disagreement,
                 "off_edge_agreement": self.off_edge_agreement, "off_edge_pixels": self.off_edge_pixels,
@@ -177,6 +183,7 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
     keras_labels = reference.argmax(-1)
     same = keras_labels == _label_map(probabilities)
     confident = top2_margin(reference) >= CONFIDENT_MARGIN
+    parity.confident_pixels = int(confident.sum())
     if confident.any():
         parity.confident_agreement = float(same[confident].mean())
     edges = class_edges(keras_labels, EDGE_RADIUS)
@@ -194,21 +201,14 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
 
 def run_artifact(path: Path, inputs: np.ndarray, batch: int = 1) -> np.ndarray:
     """Float probabilities (N, H, W, C) from an artifact, run as the board runs it."""
-    from segnet_edge.device.artifact_metadata import read_artifact_metadata
     from segnet_edge.device.backends.base import load_backend
-    from segnet_edge.device.preprocess import dequantize, quantize
 
     if batch > 1:
         if path.suffix != ".onnx":
             raise UsageError(f"{path.name}: parity runs batch-1 engines only; convert with --batch 1 to check it")
         return _run_onnx_batched(path, inputs, batch)
-    metadata = read_artifact_metadata(path)
-    outputs = []
     with load_backend(path) as backend:
-        for x in inputs:
-            raw = backend.infer(quantize(x[None], metadata.input_quantization))
-            outputs.append(dequantize(raw, metadata.output_quantization))
-    return np.concatenate(outputs)
+        return backend.run(inputs)
 
 
 def _run_onnx_batched(path: Path, inputs: np.ndarray, batch: int) -> np.ndarray:
@@ -230,10 +230,16 @@ def target_checks(fmt: ExportFormat, parity: Parity | None, targets: Targets,
     """The issue's targets for this artifact; a target with nothing to measure is not claimed."""
     checks = []
     if parity is not None:
-        need = {"int8": targets.int8_agreement, "fp16": targets.fp16_agreement}.get(fmt.precision,
-                                                                                   targets.float_agreement)
-        checks.append(Check("argmax agreement", parity.agreement >= need,
-                            f"{100 * parity.agreement:.3f}% (target >= {100 * need:g}%)"))
+        if fmt.precision in ("int8", "fp16"):
+            need = targets.int8_confident_agreement if fmt.is_int8 else targets.fp16_confident_agreement
+            if parity.confident_agreement is not None:
+                checks.append(Check(f"agreement, margin >= {CONFIDENT_MARGIN:g}", parity.confident_agreement >= need,
+                                    f"{100 * parity.confident_agreement:.3f}% of {parity.confident_pixels} confident "
+                                    f"pixels (target >= {100 * need:g}%)"))
+        else:
+            need = targets.float_agreement
+            checks.append(Check("argmax agreement", parity.agreement >= need,
+                                f"{100 * parity.agreement:.3f}% (target >= {100 * need:g}%)"))
         delta = parity.miou_delta_points
         if fmt.is_int8 and delta is not None:
             checks.append(Check("mIoU delta", abs(delta) <= targets.int8_miou_points,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from segnet_edge.convert.context import Check
 from segnet_edge.convert.equalize import Equalization
 from segnet_edge.convert.index_share import IndexShare
-from segnet_edge.convert.options import ConvertOptions
+from segnet_edge.convert.options import ConvertOptions, Targets
 from segnet_edge.convert.parity import CONFIDENT_MARGIN, EDGE_RADIUS, Parity, Sensitivity
 from segnet_edge.device.metadata import ModelMetadata
 
@@ -84,7 +84,7 @@ class ConvertReport:
 
     def summary_lines(self) -> list[str]:
         """One line per artifact, for the terminal."""
-        lines = []
+        lines = [f"parity: {_frames_line(self.parity_frames)}"]
         for a in self.artifacts:
             if a.skipped:
                 lines.append(f"{a.format:<12} skipped: {a.skipped}")
@@ -95,13 +95,12 @@ class ConvertReport:
             parity = ""
             if a.parity is not None:
                 parity = f"  agreement {100 * a.parity.agreement:7.3f}%"
+                if a.parity.confident_agreement is not None:
+                    parity += f" (margin >= {CONFIDENT_MARGIN:g}: {100 * a.parity.confident_agreement:7.3f}%)"
                 if a.parity.miou is not None:
                     parity += f"  mIoU {100 * a.parity.miou:5.1f} ({a.parity.miou_delta_points:+.2f})"
             lines.append(f"{a.format:<12} {a.file:<20}{size}{parity}  {'PASS' if a.passed else 'FAIL'}")
             lines += [f"{'':<12} failed: {c.name}: {c.detail}" for c in a.checks if not c.passed]
-            if not a.passed and a.parity is not None and a.parity.confident_agreement is not None:
-                lines.append(f"{'':<12} on pixels with a top-2 margin >= {CONFIDENT_MARGIN:g}: agreement "
-                             f"{100 * a.parity.confident_agreement:.3f}%")
             if not a.passed and (edges := edge_line(a.parity)):
                 lines.append(f"{'':<12} {edges}")
             if not a.passed and a.index_share is not None:
@@ -127,6 +126,7 @@ class ConvertReport:
             f"{f'; file sha256 {m.source_sha256[:16]}… (in every artifact)' if m.source_sha256 else ''}",
             f"- Calibration: {_calibration_line(self.calibration)}",
             f"- Parity frames: {_frames_line(self.parity_frames)}",
+            f"- {targets_line(self.options.targets)}",
             *([f"- {self.sensitivity_line()[0].upper()}{self.sensitivity_line()[1:]}: read int8 disagreement "
                "against it"] if self.sensitivity is not None else []),
             f"- {self.equalization.line()[0].upper()}{self.equalization.line()[1:]}" if self.equalization else
@@ -170,6 +170,13 @@ class ConvertReport:
                 out.append(f"- build on the target: `{a.command}`")
             out.append("")
         return "\n".join(out) + "\n"
+
+
+def targets_line(t: Targets) -> str:
+    return (f"Targets: fp32 argmax agreement >= {100 * t.float_agreement:g}% of all pixels; fp16 >= "
+            f"{100 * t.fp16_confident_agreement:g}% and int8 >= {100 * t.int8_confident_agreement:g}% on the pixels "
+            f"where Keras' top-2 margin >= {CONFIDENT_MARGIN:g}; int8 mIoU within {t.int8_miou_points:g} point of "
+            "Keras. All-pixel agreement of fp16 and int8 is information: their flips are near ties on class edges")
 
 
 def edge_line(parity: Parity | None) -> str | None:

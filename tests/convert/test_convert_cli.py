@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segnet_edge.convert.options import Targets
 from tests.convert.conftest import CLASSES, INPUT_SIZE, VAL_FRAMES, scenes
 
 BUILT = ("tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8", "ort-fp32", "ort-int8")
@@ -67,8 +68,10 @@ def test_parity_meets_the_targets(converted):
         parity = converted.artifact(name)["parity"]
         assert parity["frames"] == VAL_FRAMES
         if "int8" in name:
-            assert parity["agreement"] >= 0.98, (name, parity)
+            assert parity["confident_agreement"] >= 0.985, (name, parity)
             assert abs(parity["miou_delta_points"]) <= 1.0, (name, parity)
+        elif "fp16" in name:
+            assert parity["confident_agreement"] >= 0.995, (name, parity)
         else:
             assert parity["agreement"] >= 0.999, (name, parity)
         assert 0 <= parity["mean_abs_diff"] <= parity["max_abs_diff"] <= 1
@@ -83,8 +86,11 @@ def test_parity_meets_the_targets(converted):
     fp32 = converted.artifact("tflite-fp32")
     assert fp32["parity"]["max_abs_diff"] < 1e-3  # same float graph, same numbers
     int8 = converted.artifact("tflite-int8")
-    assert int8["size_bytes"] <= 0.27 * fp32["size_bytes"]
-    assert any(c["name"] == "size vs tflite-fp32" and c["passed"] for c in int8["checks"])
+    size_checked = any(c["name"] == "size vs tflite-fp32" and c["passed"] for c in int8["checks"])
+    if fp32["size_bytes"] >= Targets().size_ratio_min_bytes:  # kernels outweigh the graph's fixed overhead
+        assert int8["size_bytes"] <= 0.27 * fp32["size_bytes"] and size_checked
+    else:
+        assert not [c for c in int8["checks"] if c["name"].startswith("size")]
 
 
 def test_artifacts_carry_metadata_with_quantization(converted, trained_model):
@@ -148,16 +154,18 @@ def test_int8_onnx_parity_recomputed_independently(converted, trained_model):
     """Keras vs ONNX Runtime directly (not through the report's code path) on the same val frames."""
     import onnxruntime as ort
 
+    from segnet_edge.device.artifact_metadata import read_artifact_metadata
     from segnet_edge.device.preprocess import normalize
     from segnet_edge.metrics import argmax_agreement
-    from segnet_edge.model_io import load_model
+    from segnet_edge.model_io import load_model, read_metadata
 
     frames, _ = scenes(VAL_FRAMES, seed=2)
-    from segnet_edge.device.metadata import Normalization
-
-    x = normalize(frames, Normalization())
-    reference = load_model(trained_model).predict(x, batch_size=8, verbose=0)
-    session = ort.InferenceSession(str(converted.out / "model_int8.onnx"), providers=["CPUExecutionProvider"])
+    # each side preprocessed as its own metadata says (SegNet-Basic's artifacts apply the input LRN outside)
+    reference = load_model(trained_model).predict(normalize(frames, read_metadata(trained_model).normalization),
+                                                  batch_size=8, verbose=0)
+    path = converted.out / "model_int8.onnx"
+    x = normalize(frames, read_artifact_metadata(path).normalization)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = np.concatenate([session.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
     agreement = argmax_agreement(reference, out)
     assert agreement >= 0.98
