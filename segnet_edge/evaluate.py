@@ -142,15 +142,8 @@ def artifact_labels(backend, images: np.ndarray) -> np.ndarray:
     (device preprocessing, the artifact's own input quantization and runtime, the board's argmax)."""
     from tqdm import tqdm
 
-    from segnet_edge.device.postprocess import postprocess
-    from segnet_edge.device.preprocess import normalize, quantize
-
-    metadata = backend.metadata
-    out = []
-    for frame in tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None):  # no bar off a TTY
-        raw = backend.infer(quantize(normalize(frame[None], metadata.normalization), metadata.input_quantization))
-        out.append(postprocess(raw, metadata, metadata.input_size).labels)
-    return np.stack(out)
+    frames = tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None)  # no bar off a TTY
+    return np.stack([backend.segment(frame).labels for frame in frames])
 
 
 def _labelled_split(config: EvaluateConfig, metadata):

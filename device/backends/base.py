@@ -156,6 +156,26 @@ class Backend(abc.ABC):
         self.inference_time = time.perf_counter() - start
         return out
 
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """Float model inputs (N, H, W, 3) made by THE preprocessing -> float outputs (N, H, W, C) probabilities,
+        or (N, H, W) labels: the artifact's input quantization, the runtime, its output dequantization, one
+        frame at a time (the board's batch is 1). The one way frames run through an artifact."""
+        from segnet_edge.device.preprocess import dequantize, quantize
+
+        m = self.metadata
+        return np.concatenate([dequantize(self.infer(quantize(x[None], m.input_quantization)), m.output_quantization)
+                               for x in inputs])
+
+    def segment(self, frame: np.ndarray):
+        """One uint8 BGR frame of any size -> its `Segmentation`: `.labels` (H, W) uint8 at the model's size,
+        `.frame_labels` at the frame's, `.class_fractions`, `.confidence`; what an application embeds."""
+        from segnet_edge.device.postprocess import postprocess
+        from segnet_edge.device.preprocess import preprocess, quantize
+
+        m = self.metadata
+        raw = self.infer(quantize(preprocess(frame, m.input_size, m.normalization)[None], m.input_quantization))
+        return postprocess(raw, m, frame.shape[:2])
+
     def _require_active(self) -> None:
         if not self.is_active:
             raise RuntimeError(f"{self.name} backend is not active; use `with backend:` or call activate()")
