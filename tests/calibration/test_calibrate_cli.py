@@ -47,3 +47,25 @@ def test_bad_input(tmp_path, camvid_sample):
                        "no such file or folder")
     assert_usage_error(run_cli("calibrate", "--source", camvid_sample, "--size", "36x48", "--out", tmp_path),
                        "is a folder")
+
+
+def test_the_size_comes_from_a_model_or_else_the_source(tmp_path, camvid_sample, camvid_video):
+    from segnet_edge.device.metadata import ModelMetadata, default_palette
+    from segnet_edge.model_io import save_model
+    from segnet_edge.models import ModelConfig, build_model
+
+    model = save_model(build_model(ModelConfig("segnet-basic", (40, 56), 3, alpha=0.125)), tmp_path / "m.h5",
+                       ModelMetadata(("a", "b", "c"), default_palette(3), (40, 56), arch="segnet-basic"))
+    args = ["calibrate", "--source", camvid_sample, "--count", "4", "--holdout", "0"]
+    sized = run_cli(*args, "--model", model, "--out", tmp_path / "m.npz")
+    assert sized.returncode == 0, sized.stderr
+    assert "at 40x56 from dataset" in sized.stdout and f"the input size of {model}" in sized.stderr
+    native = run_cli(*args, "--out", tmp_path / "n.npz")  # CamVid's own 360x480
+    assert native.returncode == 0 and "at 360x480 from dataset" in native.stdout and "own frames" in native.stderr
+    video = run_cli("calibrate", "--source", camvid_video, "--count", "4", "--holdout", "0", "--out", tmp_path / "v.npz")
+    assert video.returncode == 0 and "at 360x480 from video" in video.stdout, video.stderr
+    assert_usage_error(run_cli(*args, "--model", tmp_path / "missing.h5", "--out", tmp_path / "x.npz"),
+                       "no such model file")
+    assert_usage_error(run_cli(*args, "--model", model, "--size", "36x48", "--out", tmp_path / "x.npz"),
+                       "not allowed with argument")
+    assert not (tmp_path / "x.npz").exists()
