@@ -9,6 +9,7 @@ previous complete checkpoint in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -27,7 +28,14 @@ from segnet_edge.device.metadata import ModelMetadata, Normalization
 from segnet_edge.metrics import confusion_matrix, scores
 from segnet_edge.model_io import save_model
 from segnet_edge.models import ModelConfig
-from segnet_edge.train_config import LR_SCHEDULES, OPTIMIZERS, REFERENCE_LR, STRATEGIES, TrainConfig  # noqa: F401
+from segnet_edge.train_config import (  # noqa: F401
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    REFERENCE_LR,
+    STRATEGIES,
+    TrainConfig,
+    default_lr,
+)
 
 
 @dataclass
@@ -127,13 +135,31 @@ def make_schedule(name: str, lr: float, total_steps: int):
     raise UsageError(f"unknown --lr-schedule {name!r}; use one of {', '.join(LR_SCHEDULES)}")
 
 
-def make_optimizer(name: str, lr, momentum: float, weight_decay: float):
+def make_optimizer(name: str, lr, momentum: float, weight_decay: float, ema: float | None = None):
     decay = weight_decay or None
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, weight_decay=decay)
+        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, weight_decay=decay, **averaging)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay, **averaging)
     raise UsageError(f"unknown --optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Inside: the model holds its optimizer's moving average of the weights (--ema), if it keeps one; after:
+    the raw weights again, so training goes on from them."""
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(optimizer, "use_ema", False) or not getattr(optimizer, "_model_variables_moving_average", None):
+        yield
+        return
+    raw = [variable.numpy() for variable in model.trainable_variables]
+    optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, raw):
+            variable.assign(value)
 
 
 def metadata_for(config: ModelConfig, info: ClassInfo, norm: Normalization | None = None) -> ModelMetadata:
@@ -157,12 +183,13 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        miou = evaluate_miou(self.model, self.val, self.info, self.metadata.normalization, self.config.batch_size)
+        with averaged_weights(self.model):
+            miou = evaluate_miou(self.model, self.val, self.info, self.metadata.normalization, self.config.batch_size)
+            improved = miou > self.best_miou
+            if improved:
+                self.best_miou = miou
+                save_checkpoint(self.model, self.out / "best.h5", self.metadata)
         logs["val_miou"] = miou
-        improved = miou > self.best_miou
-        if improved:
-            self.best_miou = miou
-            save_checkpoint(self.model, self.out / "best.h5", self.metadata)
         values = {k: float(v) for k, v in logs.items()}
         rows = [*self.log_rows, {"epoch": epoch, **values}]
         # The log first: a kill between the two leaves a row the resume point lacks, which --resume
@@ -256,6 +283,10 @@ def train(config: TrainConfig) -> TrainResult:
         raise UsageError(f"--epochs must be at least 1, got {config.epochs}")
     if config.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.ema is not None and not 0.0 < config.ema < 1.0:
+        raise UsageError(f"--ema must be a momentum between 0 and 1, e.g. 0.99 (got {config.ema:g})")
+    if config.class_weight_power < 0:
+        raise UsageError(f"--class-weight-power must be 0 or more (got {config.class_weight_power:g})")
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: is a file; give a folder for --out")
@@ -272,7 +303,8 @@ def train(config: TrainConfig) -> TrainResult:
     model_config = ModelConfig(config.arch, tuple(config.input_size), data.info.num_classes, config.alpha,
                                config.unpool_mode)
     metadata = metadata_for(model_config, data.info)
-    lr = config.lr if config.lr is not None else REFERENCE_LR.get(config.arch, 0.001)
+    lr = config.lr if config.lr is not None else default_lr(config.arch, config.optimizer)
+    class_weights = (data.class_weights ** np.float32(config.class_weight_power)).astype(np.float32)
     strategy = _strategy(config.strategy)
     total_steps = config.epochs * -(-len(data.train) // config.batch_size)
     with strategy.scope():
@@ -283,8 +315,8 @@ def train(config: TrainConfig) -> TrainResult:
             load_vgg16_encoder(model, config.vgg_weights, freeze=config.freeze_encoder)
         model.compile(
             optimizer=make_optimizer(config.optimizer, make_schedule(config.lr_schedule, lr, total_steps),
-                                     config.momentum, config.weight_decay),
-            loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label),
+                                     config.momentum, config.weight_decay, config.ema),
+            loss=WeightedPixelCrossEntropy(class_weights, data.info.ignore_label),
         )
     out.mkdir(parents=True, exist_ok=True)
     initial_epoch, best_miou, log_rows = _restore(model, out) if config.resume else (0, -1.0, [])
@@ -308,7 +340,7 @@ def train(config: TrainConfig) -> TrainResult:
         signal.signal(signal.SIGTERM, previous)
     epochs_done = checkpointer.history[-1]["epoch"] if checkpointer.history else initial_epoch
     result = TrainResult(str(out / "best.h5"), checkpointer.best_miou, epochs_done,
-                         [float(w) for w in data.class_weights], checkpointer.history, interrupted)
+                         [float(w) for w in class_weights], checkpointer.history, interrupted)
     write_text_atomic(out / "train_result.json", json.dumps(result.to_json(), indent=2))
     return result
 
