@@ -112,3 +112,17 @@ def test_readme_block_is_appended_once_then_replaced():
     second = update_readme(first + "\n## after\n", "table two")
     assert "table one" not in second and "table two" in second and second.count(README_END) == 1
     assert second.rstrip().endswith("## after")
+
+
+def test_readme_summary_is_three_lines_naming_the_fastest_int8_and_the_missed_goals():
+    from bench.report import Goal, Results, readme_summary
+
+    rows = [_row("Keras (TensorFlow)", "keras", "fp32", 2, 1400.0), _row("TFLite int8", "litert", "int8", 2, 340.0),
+            _row("ORT QDQ int8", "onnxruntime", "int8", 2, 600.0)]
+    derive(rows, {("full", 2): rows[0]}, {"full": 1e11}, {"fp32": 100.0, "int8": 400.0})
+    results = Results({"cpu": "Test CPU", "cores": 2, "peak": {"simd": "AVX-512"}}, {}, rows=rows,
+                      goals=[Goal("fast", True, ""), Goal("small", False, "")])
+    lines = [line for line in readme_summary(results, "2026-12-04").splitlines() if line]
+    assert len(lines) == 3 and "docs/benchmarks.md" in lines[0] and "2026-12-04" in lines[0]
+    assert lines[1].startswith("Full-size SegNet: TFLite int8 at 2 thread(s) 340 ms") and "4.12× Keras" in lines[1]
+    assert lines[2] == "Goals met: 1 of 2; not met: small."
