@@ -10,7 +10,6 @@ previous complete checkpoint in place.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
 import tempfile
@@ -301,6 +300,7 @@ def write_log(path: Path, rows: list[dict]) -> None:
 
 def train(config: TrainConfig) -> TrainResult:
     """Train a SegNet as `config` says; returns where the best checkpoint is and its mIoU."""
+    from segnet_edge.data.pipeline import split_dataset
     from segnet_edge.losses import WeightedPixelCrossEntropy
     from segnet_edge.models import build_model
 
@@ -342,21 +342,9 @@ def train(config: TrainConfig) -> TrainResult:
     # With several workers only the chief writes OUT. Saving a model reads its variables, which all-reduces
     # the synced-on-read ones (batch-norm statistics), so every worker must save alike: the others into a
     # folder of their own that is removed at the end (tf.distribute's advice for MultiWorkerMirroredStrategy).
-    chief = is_chief(strategy)
-    files = out if chief else Path(tempfile.mkdtemp(prefix="segnet-edge-worker-"))
+    scratch = None if is_chief(strategy) else tempfile.TemporaryDirectory(prefix="segnet-edge-worker-")
+    files = out if scratch is None else Path(scratch.name)  # removed when done, or at exit whatever happened
     files.mkdir(parents=True, exist_ok=True)
-    try:
-        return _fit(model, config, data, metadata, strategy, out, files)
-    finally:
-        if not chief:
-            shutil.rmtree(files, ignore_errors=True)
-
-
-def _fit(model, config: TrainConfig, data: PreparedData, metadata: ModelMetadata, strategy, out: Path,
-         files: Path) -> TrainResult:
-    """model.fit with checkpoints into `files` (OUT on the chief); the result names OUT's best.h5."""
-    from segnet_edge.data.pipeline import split_dataset
-
     initial_epoch, best_miou, log_rows = _restore(model, out) if config.resume else (0, -1.0, [])
     if initial_epoch >= config.epochs:
         raise UsageError(f"{out}: already trained {initial_epoch} epochs; raise --epochs to continue")
@@ -385,6 +373,8 @@ def _fit(model, config: TrainConfig, data: PreparedData, metadata: ModelMetadata
     result = TrainResult(str(out / "best.h5"), checkpointer.best_miou, epochs_done,
                          [float(w) for w in data.class_weights], checkpointer.history, interrupted)
     write_text_atomic(files / "train_result.json", json.dumps(result.to_json(), indent=2))
+    if scratch is not None:
+        scratch.cleanup()
     return result
 
 
