@@ -119,17 +119,27 @@ def write_dataset(folder: Path, source: str | Path, frames: int) -> Path:
     return folder
 
 
+#: Runs a command and prints its peak RSS (KiB) and exit code. A child forked straight from this process would
+#: count this process's own resident pages in its maximum (Linux carries the high-water mark across exec),
+#: so the command is started from this small, fresh interpreter instead.
+_MEASURE = ("import os, subprocess, sys\n"
+            "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+            "_, status, usage = os.wait4(child.pid, 0)\n"
+            "print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n")
+
+
 def peak_rss(command: list[str]) -> tuple[float, float]:
-    """(peak resident MiB, wall s) of `command` run as a child process; its own maximum, from wait4."""
+    """(peak resident MiB, wall s) of `command` run as a child process: its own maximum, from wait4."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[2:5])}... failed ({process.returncode}): {stderr.decode()[-2000:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - started  # ru_maxrss is in KiB on Linux
+    result = subprocess.run([sys.executable, "-c", _MEASURE, *command], cwd=REPO, env=env, capture_output=True,
+                            text=True)
+    wall = time.perf_counter() - started
+    fields = result.stdout.split()
+    if result.returncode != 0 or len(fields) != 2 or fields[1] != "0":
+        raise RuntimeError(f"{' '.join(command[2:5])}... failed ({fields[1:] or result.returncode}): "
+                           f"{result.stderr[-2000:]}")
+    return int(fields[0]) / 1024, wall  # ru_maxrss is in KiB on Linux
 
 
 def _train_args(data: Path, out: Path, settings: StreamingSettings, pipeline: str) -> list[str]:
