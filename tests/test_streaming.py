@@ -53,8 +53,9 @@ def test_streamed_batches_and_class_weights_are_the_in_memory_ones(camvid_sample
         np.testing.assert_array_equal(x_memory.numpy(), x_stream.numpy())
         np.testing.assert_array_equal(y_memory.numpy(), y_stream.numpy())
     # a worker's shard: every other frame, none twice
-    shard = [y.numpy() for _, y in split_dataset(stream.train, Normalization(), 1, shard=(2, 1))]
-    np.testing.assert_array_equal(np.concatenate(shard), memory.train.labels[1::2])
+    for split in (stream.train, memory.train):
+        shard = [y.numpy() for _, y in split_dataset(split, Normalization(), 1, shard=(2, 1))]
+        np.testing.assert_array_equal(np.concatenate(shard), memory.train.labels[1::2])
 
 
 def test_a_model_trained_streamed_equals_one_trained_in_memory(trained_both_ways):
