@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import pytest
 
 from bench.streaming import RssRow, StreamingResults, peak_rss, write_dataset
@@ -26,6 +27,9 @@ def test_datasets_of_any_length_cycle_the_source_frames(camvid_sample, tmp_path)
     assert len(train) == 40 and len(find_samples(data, "val")) == 10
     assert train[0] == train[16] and all(s.image.is_file() and s.label.is_file() for s in train)
     assert load_class_info(data).num_classes == 11  # still read as CamVid
+    small = write_dataset(tmp_path / "small", camvid_sample, 6, stored_size=(32, 48))
+    sample = find_samples(small, "train")[0]
+    assert cv2.imread(str(sample.image)).shape == (32, 48, 3) and load_class_info(small).ignore_label == 11
 
 
 def test_the_verdicts_hold_the_issues_targets():
