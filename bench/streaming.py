@@ -79,10 +79,8 @@ class StreamingResults:
 
     def to_markdown(self) -> str:
         s = self.settings
-        lines = [f"Peak RSS of each command in its own process, {s['size'][0]}×{s['size'][1]}, {s['arch']} alpha "
-                 f"{s['alpha']:g}, batch {s['batch_size']}, one training epoch; datasets of N = {s['frames']} and "
-                 f"8N = {8 * s['frames']} frames (list files naming the CamVid sample's frames repeatedly).", "",
-                 "| command | input | N frames | 8N frames | 8N / N | goal |", "|---|---|---:|---:|---:|---|"]
+        parts = []
+        table = ["| command | input | N frames | 8N frames | 8N / N | goal |", "|---|---|---:|---:|---:|---|"]
         for command in ("train", "evaluate"):
             for pipeline in ("stream", "memory"):
                 rows = sorted((r for r in self.rss if r.command == command and r.pipeline == pipeline),
@@ -92,16 +90,21 @@ class StreamingResults:
                 ratio = rows[-1].peak_mib / rows[0].peak_mib
                 goal = (f"≤ {GOAL_MEMORY_RATIO:g}× {'met' if ratio <= GOAL_MEMORY_RATIO else 'MISSED'}"
                         if pipeline == "stream" else "(contrast)")
-                lines.append(f"| {command} | {pipeline} | {rows[0].peak_mib:.0f} MiB | {rows[-1].peak_mib:.0f} MiB | "
+                table.append(f"| {command} | {pipeline} | {rows[0].peak_mib:.0f} MiB | {rows[-1].peak_mib:.0f} MiB | "
                              f"{ratio:.2f}× | {goal} |")
+        if len(table) > 2:
+            parts.append(f"Peak RSS of each command in its own process, {s['size'][0]}×{s['size'][1]}, {s['arch']} "
+                         f"alpha {s['alpha']:g}, batch {s['batch_size']}, one training epoch; datasets of N = "
+                         f"{s['frames']} and 8N = {8 * s['frames']} frames (list files naming the CamVid sample's "
+                         "frames repeatedly).\n\n" + "\n".join(table))
         speed = self.speed_ratio()
         if speed is not None:
-            lines += ["", f"Training at the demo's size ({DEMO_SIZE[0]}×{DEMO_SIZE[1]}, segnet alpha {DEMO_ALPHA:g}, "
-                          f"batch {s['batch_size']}, {s['speed_frames']} CamVid frames stored at that size, as the demo's): "
-                          f"{self.steps_per_s['memory']:.2f} steps/s in memory, {self.steps_per_s['stream']:.2f} "
-                          f"streamed, {speed:.2f}× (goal ≥ {GOAL_STREAM_SPEED:g}×: "
-                          f"{'met' if speed >= GOAL_STREAM_SPEED else 'MISSED'}); medians over the timed epochs."]
-        return "\n".join(lines)
+            parts.append(f"Training at the demo's size ({DEMO_SIZE[0]}×{DEMO_SIZE[1]}, segnet alpha {DEMO_ALPHA:g}, "
+                         f"batch {s['batch_size']}, {s['speed_frames']} CamVid frames stored at that size, as the "
+                         f"demo's): {self.steps_per_s['memory']:.2f} steps/s in memory, "
+                         f"{self.steps_per_s['stream']:.2f} streamed, {speed:.2f}× (goal ≥ {GOAL_STREAM_SPEED:g}×: "
+                         f"{'met' if speed >= GOAL_STREAM_SPEED else 'MISSED'}); medians over the timed epochs.")
+        return "\n\n".join(parts)
 
 
 def write_dataset(folder: Path, source: str | Path, frames: int, stored_size: tuple[int, int] | None = None) -> Path:
