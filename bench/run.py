@@ -77,6 +77,7 @@ class Settings:
     labels_output: bool = True
     profile: bool = True
     autoselect: bool = True
+    streaming: bool = True  # bench/streaming.py: memory flat in the frames, streamed vs in-memory steps/s
     jetson_efficiency: float = 0.30
     fma_units: int | None = None
     work: str | None = None
@@ -117,6 +118,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--no-labels-output", action="store_true", help="skip the argmax-in-model artifact")
     p.add_argument("--no-profile", action="store_true", help="skip the per-op profiles")
     p.add_argument("--no-autoselect", action="store_true")
+    p.add_argument("--no-streaming", action="store_true", help="skip the streamed-input memory and speed rows")
     p.add_argument("--jetson-efficiency", type=float, default=d.jetson_efficiency)
     p.add_argument("--fma-units", type=int, help="FMA units per core for the peak (default: 2)")
     p.add_argument("--work", help="keep models and artifacts here (default: a temporary folder)")
@@ -131,6 +133,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                     demo_epochs=a.demo_epochs, calib_frames=a.calib_frames,
                     threads=tuple(int(t) for t in a.threads.split(",")), pooling=not a.no_pooling,
                     labels_output=not a.no_labels_output, profile=not a.no_profile, autoselect=not a.no_autoselect,
+                    streaming=not a.no_streaming,
                     jetson_efficiency=a.jetson_efficiency, fma_units=a.fma_units, work=a.work, out_dir=a.out_dir,
                     readme=not a.no_readme, reuse=a.reuse, budget_min=a.budget_min)
 
@@ -418,6 +421,14 @@ def _autoselect(facts: dict, threads: int) -> dict | None:
 # --- 4. report ---------------------------------------------------------------------------------
 
 
+def _streaming(work: Path):
+    """bench/streaming.py's rows: train/evaluate peak RSS on N and 8N frames, streamed vs in-memory steps/s."""
+    from bench.streaming import StreamingSettings, measure
+
+    _log("streamed input: peak RSS on N and 8N frames, steps/s streamed vs in memory")
+    return measure(StreamingSettings(), work / "streaming")
+
+
 def _machine(peak) -> dict:
     from bench.hardware import read_cpu_info
 
@@ -562,11 +573,15 @@ def main(argv: list[str] | None = None) -> int:
         profiles = _profiles(facts["full"], threads) if settings.profile else []
         saving = _postprocess_saving(facts["full"], rows, work, threads) if settings.labels_output else None
         auto = _autoselect(facts["demo"], threads) if settings.autoselect else None
+        streaming = _streaming(work) if settings.streaming else None
         extras = time.perf_counter()
     pooling = _pooling_rows(rows, threads) if settings.pooling else []
     results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
                        threads, {"prepare_s": prepared - began, "measure_s": measured - prepared,
                                  "extras_s": extras - measured, "total_s": time.perf_counter() - began})
+    if streaming is not None:
+        results.sections["Streamed input: memory flat in the frames, and its cost"] = streaming.to_markdown()
+        results.extra["streaming"] = streaming.to_json()
     _write(results, settings)
     print(results.to_markdown())
     _log(f"bench finished in {time.perf_counter() - began:.0f} s")

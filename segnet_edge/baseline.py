@@ -23,13 +23,19 @@ class ColourBaseline:
 
     def fit(self, images: np.ndarray, labels: np.ndarray, num_classes: int,
             ignore_label: int | None = None) -> ColourBaseline:
-        bins = self._bins(images).reshape(-1)
-        flat = labels.reshape(-1).astype(np.int64)
-        keep = flat < num_classes
-        if ignore_label is not None:
-            keep &= flat != ignore_label
-        counts = np.bincount(bins[keep] * num_classes + flat[keep],
-                             minlength=self.levels**3 * num_classes).reshape(self.levels**3, num_classes)
+        return self.fit_batches([(images, labels)], num_classes, ignore_label)
+
+    def fit_batches(self, batches, num_classes: int, ignore_label: int | None = None) -> ColourBaseline:
+        """Fit on (images, labels) batches, counted one batch at a time (a streamed split fits in constant memory)."""
+        counts = np.zeros(self.levels**3 * num_classes, dtype=np.int64)
+        for images, labels in batches:
+            bins = self._bins(images).reshape(-1)
+            flat = labels.reshape(-1).astype(np.int64)
+            keep = flat < num_classes
+            if ignore_label is not None:
+                keep &= flat != ignore_label
+            counts += np.bincount(bins[keep] * num_classes + flat[keep], minlength=counts.size)
+        counts = counts.reshape(self.levels**3, num_classes)
         overall = counts.sum(axis=0).argmax()
         table = counts.argmax(axis=1)
         table[counts.sum(axis=1) == 0] = overall  # unseen colours: the most common class

@@ -1,4 +1,8 @@
-"""Score a model on a dataset split: the numbers of the SegNet paper plus a confusion matrix."""
+"""Score a model on a dataset split: the numbers of the SegNet paper plus a confusion matrix.
+
+The split is read batch by batch (held in memory first when small, `loader.choose_pipeline`) and the
+confusion matrix summed batch by batch, so memory stays flat in the number of frames.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import numpy as np
 
 from segnet_edge.atomic import atomic_path, write_text_atomic
 from segnet_edge.data.layout import ClassInfo
-from segnet_edge.data.loader import load_split
-from segnet_edge.metrics import SegmentationScores, confusion_matrix, scores
+from segnet_edge.data.loader import Split, StreamedSplit, choose_pipeline, load_samples, stream_split
+from segnet_edge.metrics import SegmentationScores, accumulate_confusion, scores
 
 
 @dataclass
@@ -27,6 +31,7 @@ class EvaluateConfig:
     on_bad_sample: str = "fail"
     unsafe_load: bool = False
     threads: int | None = None  # an artifact's runtime threads (None: the runtime's default)
+    input_pipeline: str = "auto"  # memory | stream | auto (memory when the decoded split is small)
 
 
 
@@ -128,29 +133,39 @@ def plot_confusion(cm: np.ndarray, names: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def colour_baseline_scores(data: str, split_eval, info: ClassInfo, input_size, on_bad_sample: str) -> SegmentationScores:
+def colour_baseline_scores(data: str, split_eval: Split, info: ClassInfo, input_size, on_bad_sample: str,
+                           batch_size: int = 16) -> SegmentationScores:
+    """The colour-only baseline fitted on the train split and scored on `split_eval`, both streamed."""
     from segnet_edge.baseline import ColourBaseline
 
-    train = load_split(data, "train", input_size, info, on_bad_sample)
-    baseline = ColourBaseline().fit(train.images, train.labels, info.num_classes, info.ignore_label)
-    predictions = baseline.predict(split_eval.images)
-    return scores(confusion_matrix(split_eval.labels, predictions, info.num_classes, info.ignore_label))
+    train = stream_split(data, "train", input_size, info, on_bad_sample)
+    baseline = ColourBaseline().fit_batches(train.batches(batch_size), info.num_classes, info.ignore_label)
+    if isinstance(split_eval, StreamedSplit):  # a second pass: its skips are already counted
+        split_eval = replace(split_eval, skipped=[])
+    cm, _ = accumulate_confusion(split_eval.batches(batch_size), baseline.predict, info.num_classes,
+                                 info.ignore_label)
+    return scores(cm)
 
 
 def artifact_labels(backend, images: np.ndarray) -> np.ndarray:
     """Labels (N, H, W) uint8 from an active device backend, frame by frame exactly as the board makes them
     (device preprocessing, the artifact's own input quantization and runtime, the board's argmax)."""
-    from tqdm import tqdm
-
-    frames = tqdm(images, desc="evaluate", unit="frame", leave=False, disable=None)  # no bar off a TTY
-    return np.stack([backend.segment(frame).labels for frame in frames])
+    return np.stack([backend.segment(frame).labels for frame in images])
 
 
-def _labelled_split(config: EvaluateConfig, metadata):
+def _labelled_split(config: EvaluateConfig, metadata) -> tuple[ClassInfo, Split]:
+    """The split to score: loaded and checked whole when small (before any runtime opens), else streamed,
+    each batch checked as it is read."""
+    from segnet_edge.data.layout import find_samples
+
     ignore = config.ignore_label if config.ignore_label is not None else metadata.ignore_label
     # The model's own metadata says what its classes are; labels outside them fail the load.
     info = ClassInfo(metadata.class_names, metadata.palette, ignore)
-    return info, load_split(config.data, config.split, metadata.input_size, info, config.on_bad_sample)
+    samples = find_samples(config.data, config.split)
+    pipeline, _ = choose_pipeline(len(samples), metadata.input_size, config.input_pipeline)
+    if pipeline == "memory":
+        return info, load_samples(samples, metadata.input_size, info, config.on_bad_sample)
+    return info, StreamedSplit(samples, tuple(metadata.input_size), info, config.on_bad_sample)
 
 
 def evaluate_models(config: EvaluateConfig, models: list[str]) -> list[EvaluationReport]:
@@ -200,24 +215,34 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
         backend = load_backend(config.model, options=BackendOptions(threads=config.threads))  # checks the file
         metadata = backend.metadata
         info, split = _labelled_split(config, metadata)
-        with backend:  # the runtime opens once the data is known good (its own log lines come after an error)
-            predictions, runtime = artifact_labels(backend, split.images), backend.describe()
+        # the runtime opens once the data is known good, or streaming (its own log lines come after an error)
+        with backend:
+            cm, frames = accumulate_confusion(split.batches(config.batch_size),
+                                              lambda images: artifact_labels(backend, images), info.num_classes,
+                                              info.ignore_label, "evaluate", len(split))
+            runtime = backend.describe()
     else:
-        from segnet_edge.data.pipeline import predict_labels
+        from segnet_edge.data.pipeline import predict_batch
         from segnet_edge.model_io import load_model
 
         metadata = _metadata(config.model)
         model = load_model(config.model, unsafe=config.unsafe_load)
         info, split = _labelled_split(config, metadata)
-        predictions = predict_labels(model, split.images, metadata.normalization, config.batch_size)
+        cm, frames = accumulate_confusion(split.batches(config.batch_size),
+                                          lambda images: predict_batch(model, images, metadata.normalization),
+                                          info.num_classes, info.ignore_label, "evaluate", len(split))
         runtime = "Keras (TensorFlow)"
-    cm = confusion_matrix(split.labels, predictions, info.num_classes, info.ignore_label)
+    if not frames:
+        from segnet_edge.device.errors import DataError
+
+        raise DataError("no usable samples: every sample was skipped")
     report = EvaluationReport(
-        model=str(config.model), data=str(config.data), split=config.split, frames=len(split), runtime=runtime,
+        model=str(config.model), data=str(config.data), split=config.split, frames=frames, runtime=runtime,
         class_names=list(info.names), scores=scores(cm), confusion=cm.tolist(), skipped=split.skipped,
     )
     if config.colour_baseline:
-        report.baseline = colour_baseline_scores(config.data, split, info, metadata.input_size, config.on_bad_sample)
+        report.baseline = colour_baseline_scores(config.data, split, info, metadata.input_size, config.on_bad_sample,
+                                                 config.batch_size)
     if config.json_path:
         write_text_atomic(config.json_path, json.dumps(report.to_json(), indent=2))
     if config.png_path:

@@ -27,6 +27,29 @@ def confusion_matrix(
     return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def accumulate_confusion(batches, predict, num_classes: int, ignore_label: int | None = None,
+                         progress: str | None = None, total: int | None = None) -> tuple[np.ndarray, int]:
+    """(confusion matrix, frames) of `predict` over (frames, labels) batches, summed batch by batch, so
+    memory stays one batch whatever the split's length. `progress`: a bar of that name on a TTY."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    frames = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=progress, unit="frame", leave=False, disable=None)  # no bar off a TTY
+    try:
+        for images, labels in batches:
+            cm += confusion_matrix(labels, predict(images), num_classes, ignore_label)
+            frames += len(images)
+            if bar is not None:
+                bar.update(len(images))
+    finally:
+        if bar is not None:
+            bar.close()
+    return cm, frames
+
+
 @dataclass
 class SegmentationScores:
     global_accuracy: float

@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,12 @@ import numpy as np
 
 from segnet_edge._tf import keras, tf
 from segnet_edge.atomic import write_text_atomic
-from segnet_edge.class_weights import median_frequency_weights
+from segnet_edge.class_weights import ClassCounter, median_frequency_weights
 from segnet_edge.data.layout import ClassInfo, find_samples, load_class_info
-from segnet_edge.data.loader import LoadedSplit, load_samples
+from segnet_edge.data.loader import Split, choose_pipeline, load_samples, scan_samples
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.metadata import ModelMetadata, Normalization
-from segnet_edge.metrics import confusion_matrix, scores
+from segnet_edge.metrics import accumulate_confusion, scores
 from segnet_edge.model_io import save_model
 from segnet_edge.models import ModelConfig
 from segnet_edge.train_config import (  # noqa: F401
@@ -54,15 +55,17 @@ class TrainResult:
 @dataclass
 class PreparedData:
     info: ClassInfo
-    train: LoadedSplit
-    val: LoadedSplit
+    train: Split  # a LoadedSplit in memory, or a StreamedSplit read from disk as it is used
+    val: Split
     class_weights: np.ndarray
+    pipeline: str = "memory"  # "memory" | "stream", as choose_pipeline decided
 
 
 def prepare_data(data: str, input_size: tuple[int, int], classes: str | None = None,
                  ignore_label: int | None = None, val_split: str = "val", on_bad_sample: str = "fail",
-                 class_balancing: bool = True, verbose: int = 1) -> PreparedData:
-    """Load and check train + validation frames; compute class weights from the training labels."""
+                 class_balancing: bool = True, verbose: int = 1, input_pipeline: str = "auto") -> PreparedData:
+    """Check train + validation frames, held in memory or streamed (`choose_pipeline`); class weights from
+    the training labels, counted in the same pass that checks them."""
     train_samples = find_samples(data, "train")
     info = _class_info(data, classes, ignore_label, train_samples, verbose)
     try:
@@ -74,16 +77,27 @@ def prepare_data(data: str, input_size: tuple[int, int], classes: str | None = N
         val_samples, train_samples = train_samples[-held:], train_samples[:-held]
         if verbose:
             print(f"no {val_split!r} split: validating on the last {held} training samples", file=sys.stderr)
-    train = load_samples(train_samples, input_size, info, on_bad_sample, progress=bool(verbose))
-    val = load_samples(val_samples, input_size, info, on_bad_sample, progress=bool(verbose))
+    pipeline, why = choose_pipeline(len(train_samples) + len(val_samples), input_size, input_pipeline)
+    counter = ClassCounter(info.num_classes, info.ignore_label)
+    if pipeline == "memory":
+        train = load_samples(train_samples, input_size, info, on_bad_sample, progress=bool(verbose))
+        val = load_samples(val_samples, input_size, info, on_bad_sample, progress=bool(verbose))
+    else:
+        train = scan_samples(train_samples, input_size, info, on_bad_sample, bool(verbose), counter.add)
+        val = scan_samples(val_samples, input_size, info, on_bad_sample, bool(verbose))
     for split in (train, val):
         for reason in split.skipped:
             print(f"skipped: {reason}", file=sys.stderr)
-    if class_balancing:
+    if verbose:  # once every frame is checked: a bad one is the run's only line
+        where = "held in memory" if pipeline == "memory" else "streamed from disk (read, checked, resized in tf.data)"
+        print(f"input: frames {where}: {why}", file=sys.stderr)
+    if not class_balancing:
+        weights = np.ones(info.num_classes, dtype=np.float32)
+    elif pipeline == "memory":
         weights = median_frequency_weights(train.labels, info.num_classes, info.ignore_label)
     else:
-        weights = np.ones(info.num_classes, dtype=np.float32)
-    return PreparedData(info, train, val, weights)
+        weights = counter.weights()
+    return PreparedData(info, train, val, weights, pipeline)
 
 
 def _class_info(data: str, classes: str | None, ignore_label: int | None, samples, verbose: int) -> ClassInfo:
@@ -107,11 +121,13 @@ def _class_info(data: str, classes: str | None, ignore_label: int | None, sample
     return load_class_info(data, None, ignore, num_classes=largest + 1)
 
 
-def evaluate_miou(model, split: LoadedSplit, info: ClassInfo, norm: Normalization, batch_size: int = 4) -> float:
-    from segnet_edge.data.pipeline import predict_labels
+def evaluate_miou(model, split: Split, info: ClassInfo, norm: Normalization, batch_size: int = 4) -> float:
+    """mIoU on a split, batch by batch (memory flat in the split's length)."""
+    from segnet_edge.data.pipeline import predict_batch
 
-    predictions = predict_labels(model, split.images, norm, batch_size)
-    return scores(confusion_matrix(split.labels, predictions, info.num_classes, info.ignore_label)).mean_iou
+    cm, _ = accumulate_confusion(split.batches(batch_size), lambda images: predict_batch(model, images, norm),
+                                 info.num_classes, info.ignore_label)
+    return scores(cm).mean_iou
 
 
 def _strategy(name: str):
@@ -122,6 +138,42 @@ def _strategy(name: str):
     if name == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise UsageError(f"unknown --strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files: the `chief` task, else worker 0, else the only process."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
+def worker_dataset(strategy, split: Split, norm: Normalization, config: TrainConfig):
+    """(distributed dataset, steps per epoch) for several workers: each worker reads its own shard of the
+    split (tf.data.Dataset.shard by input pipeline), batched per replica; every worker runs the same steps,
+    ceil(frames / global batch), over an endless reshuffled stream of its shard, so one epoch reads about
+    frames / workers frames on each worker and no frame twice."""
+    from segnet_edge.data.pipeline import shard_indices, split_dataset
+
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(f"--batch-size {config.batch_size} does not divide among {replicas} replicas; "
+                         f"give a multiple of {replicas}")
+    steps = -(-len(split) // config.batch_size)
+
+    def dataset_fn(context):
+        per_replica = context.get_per_replica_batch_size(config.batch_size)
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        if config.verbose:
+            frames = len(shard_indices(len(split), *shard))
+            print(f"worker {shard[1] + 1}/{shard[0]}: reads {frames} of {len(split)} training frames per epoch "
+                  f"({steps} steps, global batch {config.batch_size}, {per_replica} per replica)", file=sys.stderr)
+        return split_dataset(split, norm, per_replica, augment=config.augment, shuffle=True, seed=config.seed,
+                             shard=shard, repeat=True)
+
+    return strategy.distribute_datasets_from_function(dataset_fn), steps
 
 
 def make_schedule(name: str, lr: float, total_steps: int):
@@ -173,7 +225,7 @@ def metadata_for(config: ModelConfig, info: ClassInfo, norm: Normalization | Non
 class Checkpointer(keras.callbacks.Callback):
     """Validation mIoU into the logs, best.h5 when it improves, a resume point every epoch."""
 
-    def __init__(self, out: Path, val: LoadedSplit, info: ClassInfo, metadata: ModelMetadata,
+    def __init__(self, out: Path, val: Split, info: ClassInfo, metadata: ModelMetadata,
                  best_miou: float, config: TrainConfig, log_rows: list[dict] | None = None):
         super().__init__()
         self.out, self.val, self.info, self.metadata = out, val, info, metadata
@@ -275,7 +327,7 @@ def write_log(path: Path, rows: list[dict]) -> None:
 
 def train(config: TrainConfig) -> TrainResult:
     """Train a SegNet as `config` says; returns where the best checkpoint is and its mIoU."""
-    from segnet_edge.data.pipeline import make_dataset
+    from segnet_edge.data.pipeline import split_dataset
     from segnet_edge.losses import WeightedPixelCrossEntropy
     from segnet_edge.models import build_model
 
@@ -299,7 +351,8 @@ def train(config: TrainConfig) -> TrainResult:
     check_input_size(tuple(config.input_size), 5 if config.arch == "segnet" else 4)
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config.data, tuple(config.input_size), config.classes, config.ignore_label,
-                        config.val_split, config.on_bad_sample, config.class_balancing, config.verbose)
+                        config.val_split, config.on_bad_sample, config.class_balancing, config.verbose,
+                        config.input_pipeline)
     model_config = ModelConfig(config.arch, tuple(config.input_size), data.info.num_classes, config.alpha,
                                config.unpool_mode)
     metadata = metadata_for(model_config, data.info)
@@ -318,20 +371,30 @@ def train(config: TrainConfig) -> TrainResult:
                                      config.momentum, config.weight_decay, config.ema),
             loss=WeightedPixelCrossEntropy(class_weights, data.info.ignore_label),
         )
-    out.mkdir(parents=True, exist_ok=True)
+    # With several workers only the chief writes OUT. Saving a model reads its variables, which all-reduces
+    # the synced-on-read ones (batch-norm statistics), so every worker must save alike: the others into a
+    # folder of their own that is removed at the end (tf.distribute's advice for MultiWorkerMirroredStrategy).
+    scratch = None if is_chief(strategy) else tempfile.TemporaryDirectory(prefix="segnet-edge-worker-")
+    files = out if scratch is None else Path(scratch.name)  # removed when done, or at exit whatever happened
+    files.mkdir(parents=True, exist_ok=True)
     initial_epoch, best_miou, log_rows = _restore(model, out) if config.resume else (0, -1.0, [])
     if initial_epoch >= config.epochs:
         raise UsageError(f"{out}: already trained {initial_epoch} epochs; raise --epochs to continue")
-    write_log(out / "log.csv", log_rows)  # the log of the resume point, whatever a kill left in log.csv
-    write_text_atomic(out / "train_config.json", json.dumps(config.to_json(), indent=2))
-    train_ds = make_dataset(data.train.images, data.train.labels, metadata.normalization, config.batch_size,
-                            augment=config.augment, shuffle=True, seed=config.seed)
-    checkpointer = Checkpointer(out, data.val, data.info, metadata, best_miou, config, log_rows)
+    write_log(files / "log.csv", log_rows)  # the log of the resume point, whatever a kill left in log.csv
+    write_text_atomic(files / "train_config.json", json.dumps(config.to_json(), indent=2))
+    steps_per_epoch = None
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        train_ds, steps_per_epoch = worker_dataset(strategy, data.train, metadata.normalization, config)
+    else:
+        train_ds = split_dataset(data.train, metadata.normalization, config.batch_size, augment=config.augment,
+                                 shuffle=True, seed=config.seed)
+    checkpointer = Checkpointer(files, data.val, data.info, metadata, best_miou, config, log_rows)
     callbacks = [checkpointer]
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                  steps_per_epoch=steps_per_epoch,
                   verbose=config.verbose if sys.stderr.isatty() else (2 if config.verbose else 0))
     except KeyboardInterrupt:
         interrupted = True
@@ -341,7 +404,9 @@ def train(config: TrainConfig) -> TrainResult:
     epochs_done = checkpointer.history[-1]["epoch"] if checkpointer.history else initial_epoch
     result = TrainResult(str(out / "best.h5"), checkpointer.best_miou, epochs_done,
                          [float(w) for w in class_weights], checkpointer.history, interrupted)
-    write_text_atomic(out / "train_result.json", json.dumps(result.to_json(), indent=2))
+    write_text_atomic(files / "train_result.json", json.dumps(result.to_json(), indent=2))
+    if scratch is not None:
+        scratch.cleanup()
     return result
 
 

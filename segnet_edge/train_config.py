@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "default"
     on_bad_sample: str = "fail"
+    input_pipeline: str = "auto"  # memory | stream | auto: memory when the decoded frames fit the loader's limit
     val_split: str = "val"
     unpool_mode: str = "onehot"
     verbose: int = 1

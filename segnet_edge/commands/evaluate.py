@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from segnet_edge.cli_types import positive_int
-from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES, INPUT_PIPELINES
 
 HELP = ("score a model or a converted artifact on a dataset split: global / class accuracy, mIoU, per-class IoU, "
         "confusion matrix")
@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score a per-pixel colour classifier fitted on the train split")
     parser.add_argument("--ignore-label", type=int, default=None, help="override the model's ignore label")
     parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
+    parser.add_argument("--input-pipeline", choices=INPUT_PIPELINES, default=d.input_pipeline,
+                        help="hold the split in memory first, or stream it batch by batch (default auto: by size)")
     parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from segnet_edge.cli_types import parse_size, positive_float, positive_int
-from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
+from segnet_edge.data.loader import BAD_SAMPLE_POLICIES, IN_MEMORY_LIMIT_BYTES, INPUT_PIPELINES
 
 HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by validation mIoU)"
 
@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
                         help="tf.distribute strategy for several GPUs or machines")
     parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
+    parser.add_argument("--input-pipeline", choices=INPUT_PIPELINES, default=d.input_pipeline,
+                        help="hold the frames in memory, or stream them from disk in tf.data (default auto: "
+                             f"memory up to {IN_MEMORY_LIMIT_BYTES >> 20} MiB of decoded frames)")
     parser.add_argument("--val-split", default=d.val_split)
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=d.verbose)
 

@@ -59,7 +59,7 @@ def start_finetuning(config, verb: str):
     import math
 
     from segnet_edge._tf import keras
-    from segnet_edge.data.pipeline import make_dataset
+    from segnet_edge.data.pipeline import split_dataset
     from segnet_edge.train import prepare_data
 
     keras.utils.set_random_seed(config.seed)
@@ -69,8 +69,8 @@ def start_finetuning(config, verb: str):
     data = prepare_data(config.data, metadata.input_size, config.classes, config.ignore_label,
                         config.val_split, config.on_bad_sample, verbose=config.verbose)
     check_dataset_matches(data.info, metadata, config.data)
-    train_ds = make_dataset(data.train.images, data.train.labels, metadata.normalization, config.batch_size,
-                            augment=config.augment, shuffle=True, seed=config.seed)
+    train_ds = split_dataset(data.train, metadata.normalization, config.batch_size,
+                             augment=config.augment, shuffle=True, seed=config.seed)
     return model, metadata, data, train_ds, math.ceil(len(data.train) / config.batch_size)
 
 
