@@ -53,24 +53,22 @@ def local_response_norm(x, lrn: InputLRN):
     arithmetic on numpy arrays and tf tensors alike (the same as tf.nn.local_response_normalization)."""
     channels = int(x.shape[-1])
     radius = lrn.size // 2
-    squares = x * x
-    scale = np.float32(lrn.alpha / lrn.size)
-    out = []
-    for c in range(channels):
-        window = squares[..., max(0, c - radius):c + radius + 1]
-        total = window.sum(axis=-1) if isinstance(x, np.ndarray) else _tf_sum(window)
-        out.append(x[..., c] * (np.float32(lrn.k) + scale * total) ** np.float32(-lrn.beta))
+    scale, k, power = np.float32(lrn.alpha / lrn.size), np.float32(lrn.k), np.float32(-lrn.beta)
     if isinstance(x, np.ndarray):
-        return np.stack(out, axis=-1).astype(np.float32, copy=False)
-    import tensorflow as tf
+        def squares(lo: int, hi: int):  # einsum: ~3x numpy's sum over a 3-wide last axis
+            window = x[..., lo:hi]
+            return np.einsum("...c,...c->...", window, window)[..., None]
+    else:
+        import tensorflow as tf
 
-    return tf.stack(out, axis=-1)
-
-
-def _tf_sum(window):
-    import tensorflow as tf
-
-    return tf.reduce_sum(window, axis=-1)
+        def squares(lo: int, hi: int):
+            return tf.reduce_sum(tf.square(x[..., lo:hi]), axis=-1, keepdims=True)
+    if radius >= channels - 1:  # the window spans every channel (SegNet-Basic's 5 over 3): one sum per pixel
+        return x * (k + scale * squares(0, channels)) ** power
+    factors = [(k + scale * squares(max(0, c - radius), c + radius + 1)) ** power for c in range(channels)]
+    if isinstance(x, np.ndarray):
+        return x * np.concatenate(factors, axis=-1)
+    return x * tf.concat(factors, axis=-1)
 
 
 def preprocess(frame: np.ndarray, size: tuple[int, int], norm: Normalization) -> np.ndarray:

@@ -95,6 +95,18 @@ def test_input_lrn_moves_into_the_preprocessing_as_the_same_function(tmp_path):
     assert stored_input_lrn(save_model(cut, tmp_path / "cut.h5", meta)) is None
 
 
+@pytest.mark.parametrize("size", [3, 5])
+def test_the_preprocessing_lrn_is_keras_lrn_for_any_window(size):
+    from segnet_edge.device.metadata import InputLRN
+    from segnet_edge.device.preprocess import local_response_norm
+
+    x = np.random.default_rng(2).uniform(-130, 130, (2, 6, 7, 3)).astype(np.float32)
+    expected = LocalResponseNormalization(size=size)(x).numpy()
+    lrn = InputLRN(size=size)
+    np.testing.assert_allclose(local_response_norm(x, lrn), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(local_response_norm(tf.constant(x), lrn).numpy(), expected, rtol=1e-5, atol=1e-4)
+
+
 def test_metadata_from_a_newer_schema_is_refused():
     from segnet_edge.device.metadata import SCHEMA_VERSION, ModelMetadata, default_palette
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 from segnet_edge.device import open_model
 frame = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-with open_model({str(artifacts.int8_tflite)!r}, threads=1) as model:
+with open_model({str(artifacts / "model_int8.tflite")!r}, threads=1) as model:
     seg = model.segment(frame)
     h, w = model.metadata.input_size
     assert seg.labels.shape == (h, w) and seg.labels.dtype == np.uint8, seg.labels.shape
@@ -35,7 +35,7 @@ def test_run_and_segment_agree_on_the_class_map(artifacts):
     from segnet_edge.device.preprocess import preprocess
 
     frame = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
-    with open_model(artifacts.fp32_tflite) as model:
+    with open_model(artifacts / "model_fp32.tflite") as model:
         m = model.metadata
         probabilities = model.run(preprocess(frame, m.input_size, m.normalization)[None])
         np.testing.assert_array_equal(model.segment(frame).labels, probabilities[0].argmax(-1))
