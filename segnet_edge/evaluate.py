@@ -27,6 +27,7 @@ class EvaluateConfig:
     on_bad_sample: str = "fail"
     unsafe_load: bool = False
     threads: int | None = None  # an artifact's runtime threads (None: the runtime's default)
+    verify: bool = True  # check the model file's payload digest before loading it (--no-verify: off)
 
 
 
@@ -204,7 +205,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     if is_artifact(config.model):
         from segnet_edge.device.backends.base import BackendOptions, load_backend
 
-        backend = load_backend(config.model, options=BackendOptions(threads=config.threads))  # checks the file
+        backend = load_backend(config.model, options=BackendOptions(threads=config.threads, verify=config.verify))
         metadata = backend.metadata
         info, split = _labelled_split(config, metadata)
         with backend:  # the runtime opens once the data is known good (its own log lines come after an error)
@@ -214,7 +215,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
         from segnet_edge.model_io import load_model
 
         metadata = _metadata(config.model)
-        model = load_model(config.model, unsafe=config.unsafe_load)
+        model = load_model(config.model, unsafe=config.unsafe_load, verify=config.verify)
         info, split = _labelled_split(config, metadata)
         predictions = predict_labels(model, split.images, metadata.normalization, config.batch_size)
         runtime = "Keras (TensorFlow)"

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore-label", type=int, default=None, help="override the model's ignore label")
     parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
     parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip the model file's SHA-256 check against the digest recorded when it was written")
 
 
 def run(args: argparse.Namespace) -> int:
