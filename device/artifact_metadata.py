@@ -13,12 +13,11 @@ The writers here seal what they write: the metadata records the payload's SHA-25
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from pathlib import Path
 
 from segnet_edge.device import integrity
 from segnet_edge.device.errors import ModelFileError
-from segnet_edge.device.metadata import METADATA_KEY, SCHEMA_VERSION, ModelMetadata
+from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 
 TFLITE_IDENTIFIER = b"TFL3"
 _MODEL_BUFFERS, _MODEL_METADATA = 4, 6  # field indices in tflite's schema.fbs `table Model`
@@ -173,19 +172,13 @@ def _read_onnx_metadata(path: Path) -> bytes | None:
 # --- host side: embedding ---------------------------------------------------------------
 
 
-def _with_digest(metadata: ModelMetadata, digest: str | None) -> ModelMetadata:
-    """`metadata` as a writer records it: this schema version, and `digest` (the placeholder before sealing;
-    None: unsealed) in place of whatever digest the file it was read from carried."""
-    return replace(metadata, payload_sha256=digest, schema_version=SCHEMA_VERSION)
-
-
 def embed_tflite_metadata(flatbuffer: bytes, metadata: ModelMetadata) -> bytes:
     """Return the TFLite model with `metadata` added (replacing an older segnet_edge entry), sealed."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    payload = _with_digest(metadata, integrity.PLACEHOLDER).dumps().encode()
+    payload = integrity.for_writing(metadata).dumps().encode()
     buffer = schema.BufferT()
     buffer.data = list(payload)
     model.buffers.append(buffer)
@@ -204,7 +197,7 @@ def embed_onnx_metadata(model, metadata: ModelMetadata, digest: str | None = Non
         if prop.key == METADATA_KEY:
             model.metadata_props.remove(prop)
     prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, _with_digest(metadata, digest).dumps()
+    prop.key, prop.value = METADATA_KEY, integrity.for_writing(metadata, digest).dumps()
     return model
 
 
@@ -218,6 +211,6 @@ def sidecar_text(metadata: ModelMetadata, engine: bytes | None = None) -> str:
     """An engine's `<engine>.json`: sealed over `engine` + itself, or unsealed when the engine is built
     elsewhere (trtexec on the board), which then runs with a warning."""
     if engine is None:
-        return _with_digest(metadata, None).dumps()
-    text = _with_digest(metadata, integrity.PLACEHOLDER).dumps().encode()
+        return integrity.for_writing(metadata, None).dumps()
+    text = integrity.for_writing(metadata).dumps().encode()
     return integrity.seal([engine, text])[1].decode()

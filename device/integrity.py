@@ -29,13 +29,22 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
+
+from segnet_edge.device.metadata import SCHEMA_VERSION, ModelMetadata
 
 DIGEST_FIELD = "payload_sha256"
 PLACEHOLDER = "0" * 64
 #: What to do about a mismatch, said once for every loader.
 REMEDY = "copy it again from the machine that converted it, or re-convert it with `segnet-edge convert`"
 RENEW = "re-convert it with `segnet-edge convert`"
+
+
+def for_writing(metadata: ModelMetadata, digest: str | None = PLACEHOLDER) -> ModelMetadata:
+    """`metadata` as a writer records it: this schema version, and `digest` (the placeholder, sealed once the
+    bytes exist; None: unsealed) in place of whatever digest the file it was read from carried."""
+    return replace(metadata, payload_sha256=digest, schema_version=SCHEMA_VERSION)
 
 
 def field_bytes(digest: str) -> bytes:

@@ -90,7 +90,7 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, data: dict) -> ModelMetadata:
-        if int(data.get("schema_version", 1)) >= 2 and "payload_sha256" not in data:
+        if int(data.get("schema_version", 1)) >= 2 and "payload_sha256" not in data:  # integrity.DIGEST_FIELD
             raise ValueError("the payload_sha256 field is missing")  # damage to its name, not an older file
         return cls(
             class_names=tuple(str(n) for n in data["class_names"]),

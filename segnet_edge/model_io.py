@@ -16,7 +16,6 @@ import json
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from segnet_edge.device import integrity
 from segnet_edge.device.errors import IntegrityError
-from segnet_edge.device.metadata import METADATA_KEY, SCHEMA_VERSION, ModelMetadata
+from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 from segnet_edge.errors import ModelFileError
 
 MODEL_SUFFIXES = (".h5", ".keras")
@@ -57,7 +56,7 @@ def save_model(model, path: str | Path, metadata: ModelMetadata, include_optimiz
     _check_suffix(path)
     if extra_h5 is not None and path.suffix != ".h5":
         raise ModelFileError(f"{path}: extra HDF5 content needs a .h5 file")
-    blank = replace(metadata, payload_sha256=integrity.PLACEHOLDER, schema_version=SCHEMA_VERSION).dumps()
+    blank = integrity.for_writing(metadata).dumps()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras nags that HDF5 is legacy; it is what users ship
         if path.suffix == ".h5":
