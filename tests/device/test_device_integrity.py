@@ -176,3 +176,16 @@ def test_field_bytes_match_what_the_metadata_writes():
     assert meta.dumps().encode().count(integrity.field_bytes(integrity.PLACEHOLDER)) == 1
     with pytest.raises(ValueError, match="expected one payload_sha256 placeholder"):
         integrity.seal([b"no field here"])
+
+
+def test_the_bench_row_reports_the_check_with_and_without_verification(artifacts, tmp_path):
+    """bench/integrity.py (make bench runs it on the full-size int8 file): the numbers it reports, not their size."""
+    from bench.integrity import markdown, verification_cost
+
+    cost = verification_cost(artifacts / "model_int8.tflite", repeats=1)
+    assert cost["size_mb"] == pytest.approx((artifacts / "model_int8.tflite").stat().st_size / 1e6)
+    assert cost["check_ms"] > 0 and cost["check_no_verify_ms"] > 0 and cost["sha256_ms"] > 0
+    assert "| model_int8.tflite |" in markdown(cost)
+    old = _unsealed(artifacts / "model_int8.tflite", tmp_path, old_schema=True)
+    with pytest.raises(ValueError, match="carries no payload digest"):
+        verification_cost(old, repeats=1)
