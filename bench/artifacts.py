@@ -126,7 +126,7 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
     from segnet_edge.convert.onnx import INPUT_NAME, export_graph, quantize_qdq
     from segnet_edge.convert.options import ConvertOptions
     from segnet_edge.convert.tflite import convert_keras, convert_keras_int8, inspect
-    from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
+    from segnet_edge.device.artifact_metadata import embed_tflite_metadata, sealed_onnx_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -158,8 +158,7 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
                 proto = onnx.load(str(path))
             else:
                 proto = onnx.load(str(float_onnx))
-            embed_onnx_metadata(proto, meta)
-            onnx.save(proto, str(path))
+            path.write_bytes(sealed_onnx_bytes(proto, meta))
         paths[name] = path
         log(f"  {design} {name}: {time.perf_counter() - started:.0f} s")
     return paths

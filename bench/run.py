@@ -13,6 +13,7 @@ One run, batch 1, the same frames for every row:
    hits every row alike; Keras rows run `model(x, training=False)`, artifacts run through the board's
    backends (segnet_edge.device.backends);
 3. where the time goes: per-op profiles of the full-size int8 and fp32 artifacts (bench/opprofile.py);
+   what verifying the full-size int8 file's payload digest adds to a load (bench/integrity.py);
 4. write docs/benchmarks.md, bench/results.json and the README's three-line summary, with the machine,
    this CPU's computed peak, a Jetson Orin projection from published peaks, and the issue's goals.
 
@@ -418,6 +419,20 @@ def _autoselect(facts: dict, threads: int) -> dict | None:
     return {"folder": str(folder), **choice.to_json(), "table": choice.table()}
 
 
+def _integrity(facts: dict) -> dict | None:
+    """What the payload digest check adds to loading the full-size int8 TFLite file (bench/integrity.py)."""
+    from bench.integrity import verification_cost
+
+    artifact = facts["artifacts"].get("tflite-int8", {})
+    if "path" not in artifact:
+        return None
+    try:
+        return verification_cost(artifact["path"])
+    except ValueError as exc:  # --reuse of artifacts converted before they carried a digest
+        _log(f"integrity: skipped ({exc})")
+        return None
+
+
 # --- 4. report ---------------------------------------------------------------------------------
 
 
@@ -574,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         saving = _postprocess_saving(facts["full"], rows, work, threads) if settings.labels_output else None
         auto = _autoselect(facts["demo"], threads) if settings.autoselect else None
         streaming = _streaming(work) if settings.streaming else None
+        integrity = _integrity(facts["full"])
         extras = time.perf_counter()
     pooling = _pooling_rows(rows, threads) if settings.pooling else []
     results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
@@ -582,6 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     if streaming is not None:
         results.sections["Streamed input: memory flat in the frames, and its cost"] = streaming.to_markdown()
         results.extra["streaming"] = streaming.to_json()
+    if integrity is not None:
+        from bench.integrity import markdown
+
+        results.sections["Verifying a model file at load (full-size int8)"] = markdown(integrity)
+        results.extra["integrity"] = integrity
     _write(results, settings)
     print(results.to_markdown())
     _log(f"bench finished in {time.perf_counter() - began:.0f} s")

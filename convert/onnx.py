@@ -227,16 +227,13 @@ def qat_ranged_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str):
 
 def write_artifact(ctx: ExportContext, fmt: ExportFormat, proto, mode: str, notes: list[str],
                    checks: list[Check]) -> ExportResult:
-    """Embed the metadata, check the static shape and stage `proto` as `fmt`'s artifact."""
-    import onnx
-
-    from segnet_edge.atomic import atomic_path
-    from segnet_edge.device.artifact_metadata import embed_onnx_metadata
+    """Embed the metadata (sealed with the payload digest), check the static shape and stage `proto` as `fmt`'s
+    artifact."""
+    from segnet_edge.atomic import write_bytes_atomic
+    from segnet_edge.device.artifact_metadata import sealed_onnx_bytes
 
     metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
-    embed_onnx_metadata(proto, metadata)
     path = ctx.staging / fmt.artifact
-    with atomic_path(path) as tmp:
-        onnx.save(proto, str(tmp))
+    write_bytes_atomic(path, sealed_onnx_bytes(proto, metadata))
     return ExportResult(path=path, metadata=metadata, ops=op_set(proto), unpool_mode=mode,
                         checks=[_static_shape_check(proto, ctx.options.batch), *checks], notes=notes)

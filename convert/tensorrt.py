@@ -4,6 +4,8 @@ An engine is specific to the GPU and TensorRT version that builds it, so the usu
 place to build one is the Jetson itself: on a host without TensorRT the engine is
 skipped, its metadata sidecar (`<engine>.json`) is written anyway, and the report
 carries the exact `trtexec` command that builds the same engine on the board.
+An engine built here gets its payload digest in the sidecar; one built by trtexec on
+the board cannot (the sidecar predates it), so it loads with a one-line warning.
 
 int8 comes from the QDQ graph by default (explicit quantization: the ranges travel
 inside model_int8.onnx, nothing else is needed on the board), or from model.onnx with
@@ -145,14 +147,14 @@ def build_engine(onnx_path: Path, settings: EngineSettings, calibrator=None) -> 
 
 def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     from segnet_edge.atomic import write_bytes_atomic, write_text_atomic
-    from segnet_edge.device.artifact_metadata import sidecar_path
+    from segnet_edge.device.artifact_metadata import sidecar_path, sidecar_text
 
     settings = engine_settings(fmt, ctx.options)
     source = ctx.results[source_format(fmt, ctx.options).name]
     metadata = replace(source.metadata, format=fmt.name)
     path = ctx.staging / fmt.artifact
     sidecar = sidecar_path(path)
-    write_text_atomic(sidecar, metadata.dumps())
+    write_text_atomic(sidecar, sidecar_text(metadata))  # unsealed: the engine may be built on the board
     result = ExportResult(metadata=metadata, unpool_mode=source.unpool_mode, command=settings.trtexec(),
                           extra_files=[sidecar])
     parser_check = next((c for c in source.checks if c.name.endswith("parser")), None)
@@ -175,10 +177,12 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
                                              ctx.options.batch)
         result.extra_files.append(cache)
     try:
-        write_bytes_atomic(path, build_engine(source.path, settings, calibrator))
+        engine = build_engine(source.path, settings, calibrator)
     finally:
         if calibrator is not None:
             calibrator.free()
+    write_bytes_atomic(path, engine)
+    write_text_atomic(sidecar, sidecar_text(metadata, engine))  # sealed over the engine and itself
     result.path = path
     result.checks.append(Check("engine built", True, " ".join(settings.flags)))
     return result

@@ -47,6 +47,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
     parser.add_argument("--threads", type=_positive_int, help="CPU threads for the runtime (XNNPACK / ORT)")
     parser.add_argument("--providers", help="ONNX Runtime execution providers, comma separated, in order")
     parser.add_argument("--gpu", type=_positive_int, help="CUDA device index (TensorRT)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the model file's SHA-256 check against the "
+                        "digest recorded at conversion (starts faster; damage then goes unnoticed)")
     parser.add_argument("--width", type=_positive_int, help="capture width (cameras, csi://, synthetic)")
     parser.add_argument("--height", type=_positive_int, help="capture height")
     parser.add_argument("--fps", type=_float, help="capture frame rate")
@@ -109,7 +111,8 @@ def config_from_args(args: argparse.Namespace, base: RunConfig) -> RunConfig:
         config,
         capture=with_given(config.capture, width=get("width") or None, height=get("height") or None, fps=fps,
                            timeout_s=timeout),
-        options=with_given(config.options, threads=get("threads"), providers=providers, device=get("gpu")),
+        options=with_given(config.options, threads=get("threads"), providers=providers, device=get("gpu"),
+                           verify=False if get("no_verify") else None),
         pipeline=with_given(config.pipeline, frames=get("frames"), warmup=get("warmup"), alpha=alpha,
                             legend=False if get("no_legend") else None, retries=get("retries"),
                             retry_delay_s=retry_delay, queue_size=get("queue_size") or None,

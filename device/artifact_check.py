@@ -3,7 +3,7 @@
 Users download artifacts and copy them to boards over flaky links, so a model file
 may be truncated, bit-flipped or foreign. Python can report that in one line; a
 native runtime handed the same bytes may instead kill the process with a signal.
-So every artifact goes through two gates:
+So every artifact goes through three gates:
 
 1. Static checks here, in pure Python (numpy-free, no runtime): size, the TFLite
    `TFL3` identifier and a bounds-checked walk of the flatbuffer (every table,
@@ -14,6 +14,9 @@ So every artifact goes through two gates:
    damage that passes (1): `probe_in_child`. A backend opts in by returning its
    probe from `Backend.child_probe()`; a child that crashes, hangs or fails becomes
    one line. It costs one extra load and one frame at start-up, once per file per process.
+3. The payload digest (segnet_edge.device.integrity): damage that lands in the weights passes
+   (1) and (2) and runs, so the SHA-256 recorded at conversion is compared before any runtime
+   opens the file (`verify_payload`; `--no-verify` skips it).
 
 Which runtimes need (2) was measured (seeded mutations of the tiny test models, each
 load + allocate + one invoke in its own process): ai-edge-litert 2.3 survived ~510
@@ -35,7 +38,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from segnet_edge.device.artifact_metadata import TFLITE_IDENTIFIER, read_artifact_metadata
+from segnet_edge.device import integrity
+from segnet_edge.device.artifact_metadata import TFLITE_IDENTIFIER, payload_files, read_artifact_metadata
 from segnet_edge.device.errors import ModelFileError
 from segnet_edge.device.metadata import ModelMetadata
 
@@ -198,8 +202,9 @@ def _check_onnx(path: Path) -> None:
         raise ModelFileError(f"{path}: damaged artifact (ONNX: {first}); re-export it with `segnet-edge convert`") from None
 
 
-def check_artifact(path: str | Path) -> ModelMetadata:
-    """Static checks of an artifact, then its metadata; one-line ModelFileError for anything wrong."""
+def check_artifact(path: str | Path, verify: bool = True) -> ModelMetadata:
+    """Static checks of an artifact, its metadata, then (`verify`) its payload digest; one-line
+    ModelFileError (IntegrityError for a digest mismatch) for anything wrong."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file; check the path")
@@ -215,7 +220,29 @@ def check_artifact(path: str | Path) -> ModelMetadata:
             raise ModelFileError(f"{path}: damaged artifact (TFLite: {exc}); re-export it with `segnet-edge convert`") from None
     elif suffix == ".onnx":
         _check_onnx(path)
-    return read_artifact_metadata(path)
+    metadata = read_artifact_metadata(path)
+    if verify:
+        verify_payload(path, metadata)
+    return metadata
+
+
+_verified: set[tuple] = set()
+
+
+def verify_payload(path: Path, metadata: ModelMetadata) -> None:
+    """The artifact's (and an engine's sidecar's) bytes against the digest its metadata records: an
+    IntegrityError on mismatch, a warning when none is recorded. Once per file per process unless it changes."""
+    files = payload_files(path)
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key in _verified:
+        return
+    try:
+        parts = [f.read_bytes() for f in files]
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read it to verify ({exc.strerror or exc}); check the file") from None
+    what = f" (with {files[1].name})" if len(files) > 1 else ""
+    integrity.check(path, parts, metadata.payload_sha256, what)
+    _verified.add(key)
 
 
 # --- the child-process probe ----------------------------------------------------------------------

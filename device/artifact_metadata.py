@@ -5,6 +5,9 @@
   in pure Python, so the board needs neither TensorFlow nor a schema package.
 - `.onnx`: the model's `metadata_props` key "segnet_edge".
 - `.engine` / `.plan`: TensorRT engines cannot carry it, so `<engine>.json` beside it.
+
+The writers here seal what they write: the metadata records the payload's SHA-256
+(segnet_edge.device.integrity), which artifact_check verifies on the board.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from segnet_edge.device import integrity
 from segnet_edge.device.errors import ModelFileError
 from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 
@@ -21,9 +25,18 @@ _METADATA_NAME, _METADATA_BUFFER = 0, 1  # `table Metadata`
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2  # `table Buffer`
 
 
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
 def sidecar_path(artifact: str | Path) -> Path:
     artifact = Path(artifact)
     return artifact.with_name(artifact.name + ".json")
+
+
+def payload_files(artifact: str | Path) -> list[Path]:
+    """The files the payload digest covers, in order: the artifact, and an engine's sidecar after it."""
+    artifact = Path(artifact)
+    return [artifact, sidecar_path(artifact)] if artifact.suffix.lower() in ENGINE_SUFFIXES else [artifact]
 
 
 class _FlatBuffer:
@@ -115,7 +128,7 @@ def read_artifact_metadata(path: str | Path) -> ModelMetadata:
             text = read_tflite_metadata_bytes(data)
         elif suffix == ".onnx":
             text = _read_onnx_metadata(path)
-        elif suffix in (".engine", ".plan", ".trt"):
+        elif suffix in ENGINE_SUFFIXES:
             sidecar = sidecar_path(path)
             text = sidecar.read_bytes() if sidecar.is_file() else None
         else:
@@ -160,12 +173,12 @@ def _read_onnx_metadata(path: Path) -> bytes | None:
 
 
 def embed_tflite_metadata(flatbuffer: bytes, metadata: ModelMetadata) -> bytes:
-    """Return the TFLite model with `metadata` added (replacing an older segnet_edge entry)."""
+    """Return the TFLite model with `metadata` added (replacing an older segnet_edge entry), sealed."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    payload = metadata.dumps().encode()
+    payload = integrity.for_writing(metadata).dumps().encode()
     buffer = schema.BufferT()
     buffer.data = list(payload)
     model.buffers.append(buffer)
@@ -174,14 +187,30 @@ def embed_tflite_metadata(flatbuffer: bytes, metadata: ModelMetadata) -> bytes:
     entry.name = METADATA_KEY
     entry.buffer = len(model.buffers) - 1
     model.metadata = [*entries, entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return integrity.seal([bytes(flatbuffer_utils.convert_object_to_bytearray(model))])[0]
 
 
-def embed_onnx_metadata(model, metadata: ModelMetadata):
-    """Set metadata_props["segnet_edge"] on an onnx.ModelProto (in place) and return it."""
+def embed_onnx_metadata(model, metadata: ModelMetadata, digest: str | None = None):
+    """Set metadata_props["segnet_edge"] on an onnx.ModelProto (in place) and return it. Unsealed (digest
+    None): write the model with `sealed_onnx_bytes` instead to have it verified on the board."""
     for prop in list(model.metadata_props):
         if prop.key == METADATA_KEY:
             model.metadata_props.remove(prop)
     prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, metadata.dumps()
+    prop.key, prop.value = METADATA_KEY, integrity.for_writing(metadata, digest).dumps()
     return model
+
+
+def sealed_onnx_bytes(model, metadata: ModelMetadata) -> bytes:
+    """The serialized onnx.ModelProto with `metadata` embedded (in place, as embed_onnx_metadata) and sealed."""
+    embed_onnx_metadata(model, metadata, integrity.PLACEHOLDER)
+    return integrity.seal([model.SerializeToString()])[0]
+
+
+def sidecar_text(metadata: ModelMetadata, engine: bytes | None = None) -> str:
+    """An engine's `<engine>.json`: sealed over `engine` + itself, or unsealed when the engine is built
+    elsewhere (trtexec on the board), which then runs with a warning."""
+    if engine is None:
+        return integrity.for_writing(metadata, None).dumps()
+    text = integrity.for_writing(metadata).dumps().encode()
+    return integrity.seal([engine, text])[1].decode()

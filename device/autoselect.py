@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet_edge.device.errors import DataError, ModelFileError, UsageError
+from segnet_edge.device.errors import DataError, IntegrityError, ModelFileError, UsageError
 
 #: Artifact files a folder contributes (TensorRT engines keep their metadata in a .json beside them).
 ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".engine")
@@ -91,7 +91,8 @@ def _input_for(backend) -> np.ndarray:
 
 def measure(path: Path, options, frames: int = DEFAULT_FRAMES, warmup: int = DEFAULT_WARMUP,
             load: Callable | None = None) -> Candidate:
-    """Mean inference time of one artifact on its backend; a failure is recorded, not raised."""
+    """Mean inference time of one artifact on its backend; a failure is recorded, not raised, except damage
+    the payload digest found (IntegrityError), which stops the run."""
     from segnet_edge.device.backends.base import backend_class, load_backend
 
     load = load or load_backend
@@ -109,6 +110,8 @@ def measure(path: Path, options, frames: int = DEFAULT_FRAMES, warmup: int = DEF
                 backend.infer(x)
                 if i >= warmup:
                     times.append(backend.inference_time)
+    except IntegrityError:
+        raise  # a damaged copy is not "cannot run here": the whole run stops and names it
     except (ModelFileError, UsageError, DataError, OSError) as exc:
         candidate.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return candidate

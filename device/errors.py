@@ -21,3 +21,7 @@ class ModelFileError(UsageError):
 
 class OutputError(UsageError):
     """An output could not be written (disk full, no permission); nothing half-written is left behind."""
+
+
+class IntegrityError(ModelFileError):
+    """A model file's bytes do not match the digest recorded when it was written (damaged in copy or storage)."""

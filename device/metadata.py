@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 METADATA_KEY = "segnet_edge"
-#: 2: Normalization may carry the input LRN (`lrn`), which a reader that ignores it would silently skip.
+#: 2: the metadata always holds `payload_sha256` (segnet_edge.device.integrity), null when unsealed, and
+#: Normalization may carry the input LRN (`lrn`), which a reader that ignores it would silently skip.
 SCHEMA_VERSION = 2
 
 
@@ -94,6 +95,9 @@ class ModelMetadata:
     format: str = "keras"
     #: sha256 of the Keras file an artifact was converted from: on a board, which training run made it
     source_sha256: str | None = None
+    #: sha256 of the file carrying this metadata, its own field blanked (segnet_edge.device.integrity);
+    #: None: written unsealed, or read from a file older than schema version 2
+    payload_sha256: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -117,6 +121,8 @@ class ModelMetadata:
         if version > SCHEMA_VERSION:
             raise ValueError(f"metadata schema {version} is newer than this segnet-edge's {SCHEMA_VERSION}: "
                              "upgrade segnet-edge here")
+        if int(data.get("schema_version", 1)) >= 2 and "payload_sha256" not in data:  # integrity.DIGEST_FIELD
+            raise ValueError("the payload_sha256 field is missing")  # damage to its name, not an older file
         return cls(
             class_names=tuple(str(n) for n in data["class_names"]),
             palette=tuple(tuple(int(v) for v in c) for c in data["palette"]),
@@ -131,6 +137,7 @@ class ModelMetadata:
             output_quantization=TensorQuantization(**data.get("output_quantization", {})),
             format=str(data.get("format", "keras")),
             source_sha256=None if data.get("source_sha256") is None else str(data["source_sha256"]),
+            payload_sha256=None if data.get("payload_sha256") is None else str(data["payload_sha256"]),
             schema_version=version,
         )
 

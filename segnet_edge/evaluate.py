@@ -32,6 +32,7 @@ class EvaluateConfig:
     unsafe_load: bool = False
     threads: int | None = None  # an artifact's runtime threads (None: the runtime's default)
     input_pipeline: str = "auto"  # memory | stream | auto (memory when the decoded split is small)
+    verify: bool = True  # check the model file's payload digest before loading it (--no-verify: off)
 
 
 
@@ -212,7 +213,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     if is_artifact(config.model):
         from segnet_edge.device.backends.base import BackendOptions, load_backend
 
-        backend = load_backend(config.model, options=BackendOptions(threads=config.threads))  # checks the file
+        backend = load_backend(config.model, options=BackendOptions(threads=config.threads, verify=config.verify))
         metadata = backend.metadata
         info, split = _labelled_split(config, metadata)
         # the runtime opens once the data is known good, or streaming (its own log lines come after an error)
@@ -226,7 +227,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
         from segnet_edge.model_io import load_model
 
         metadata = _metadata(config.model)
-        model = load_model(config.model, unsafe=config.unsafe_load)
+        model = load_model(config.model, unsafe=config.unsafe_load, verify=config.verify)
         info, split = _labelled_split(config, metadata)
         cm, frames = accumulate_confusion(split.batches(config.batch_size),
                                           lambda images: predict_batch(model, images, metadata.normalization),

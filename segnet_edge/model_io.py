@@ -3,6 +3,10 @@
 `.h5`: metadata is an HDF5 attribute; before anything is deserialised the stored
 model config is checked so that a `Lambda` layer or an unknown class cannot run
 code. `.keras`: Keras' safe mode does the same; metadata is one more zip entry.
+
+Both are sealed as the board's artifacts are (segnet_edge.device.integrity): the
+metadata records the SHA-256 of the file (`.h5`) or of its entries (`.keras`, see
+`_payload_parts`), and `load_model` compares it before Keras reads a weight.
 """
 
 from __future__ import annotations
@@ -17,11 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from segnet_edge.device import integrity
+from segnet_edge.device.errors import IntegrityError
 from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 from segnet_edge.errors import ModelFileError
 
 MODEL_SUFFIXES = (".h5", ".keras")
 _KERAS_ZIP_ENTRY = "segnet_edge.json"
+#: What to do about a Keras file whose digest does not match, or that has none.
+_REMEDY = "copy it again from where it was trained, or train / prune / quantize it again"
+_RENEW = "save it again with segnet-edge (segnet_edge.model_io.save_model)"
 
 
 def _check_suffix(path: Path) -> None:
@@ -47,23 +56,55 @@ def save_model(model, path: str | Path, metadata: ModelMetadata, include_optimiz
     _check_suffix(path)
     if extra_h5 is not None and path.suffix != ".h5":
         raise ModelFileError(f"{path}: extra HDF5 content needs a .h5 file")
+    blank = integrity.for_writing(metadata).dumps()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras nags that HDF5 is legacy; it is what users ship
         if path.suffix == ".h5":
             image = io.BytesIO()
             with h5py.File(image, "w") as f:
                 model.save(f, include_optimizer=include_optimizer)
-                f.attrs[METADATA_KEY] = metadata.dumps()
+                f.attrs[METADATA_KEY] = blank
                 if extra_h5 is not None:
                     extra_h5(f)
             with atomic_path(path) as tmp:
-                tmp.write_bytes(image.getbuffer())
+                tmp.write_bytes(integrity.seal([image.getvalue()])[0])
         else:
             with atomic_path(path) as tmp:
                 model.save(tmp)
+                entry = blank.encode()
+                sealed = integrity.seal([*_payload_parts(tmp), *_entry_parts(_KERAS_ZIP_ENTRY, entry)])[-1]
                 with zipfile.ZipFile(tmp, "a") as z:
-                    z.writestr(_KERAS_ZIP_ENTRY, metadata.dumps())
+                    z.writestr(_KERAS_ZIP_ENTRY, sealed)
     return path
+
+
+def _entry_parts(name: str, content: bytes) -> list[bytes]:
+    return [name.encode(), len(content).to_bytes(8, "little"), content]
+
+
+def _payload_parts(path: Path) -> list[bytes]:
+    """What the digest covers: a `.h5` file whole; a `.keras` zip's entries (name, length, content, in the
+    archive's order), since an entry's CRC-32 would change with the digest written into it."""
+    if path.suffix == ".h5":
+        return [path.read_bytes()]
+    parts: list[bytes] = []
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            parts += _entry_parts(info.filename, z.read(info))
+    return parts
+
+
+def verify_model_file(path: str | Path, metadata: ModelMetadata | None = None) -> None:
+    """IntegrityError (one line) when the file does not match the digest it records; a warning without one."""
+    path = Path(path)
+    metadata = metadata or read_metadata(path)
+    try:
+        parts = _payload_parts(path)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read it ({_short(exc)}); check the file") from None
+    except Exception as exc:  # noqa: BLE001 - a bad CRC-32, a broken deflate stream: damage, as a mismatch is
+        raise IntegrityError(f"{path}: damaged ({_short(exc)}); {_REMEDY}") from None
+    integrity.check(path, parts, metadata.payload_sha256, remedy=_REMEDY, renew=_RENEW)
 
 
 def read_metadata(path: str | Path) -> ModelMetadata:
@@ -277,16 +318,19 @@ def check_safe(path: Path) -> None:
     check_config_safe(_stored_config(path), str(path))
 
 
-def load_model(path: str | Path, unsafe: bool = False, compile: bool = False):
-    """Load a segnet-edge model; returns the Keras model (metadata: `read_metadata`)."""
+def load_model(path: str | Path, unsafe: bool = False, compile: bool = False, verify: bool = True):
+    """Load a segnet-edge model; returns the Keras model (metadata: `read_metadata`). The config is checked
+    for code first (unless `unsafe`), then the file against its digest (unless not `verify`)."""
     path = Path(path)
-    read_metadata(path)  # existence, suffix and "is ours" checks, before TensorFlow
+    metadata = read_metadata(path)  # existence, suffix and "is ours" checks, before TensorFlow
     from segnet_edge._tf import keras
     from segnet_edge.layers import CUSTOM_OBJECTS
 
     try:
         if not unsafe:
             check_safe(path)
+        if verify:
+            verify_model_file(path, metadata)
         kwargs = {"safe_mode": not unsafe} if path.suffix == ".keras" else {}
         if is_quantization_aware_config(_stored_config(path)):
             # A QAT model (segnet-edge quantize): tfmot's wrappers, configs and quantizers, plus ours.

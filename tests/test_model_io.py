@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_reload_gives_bit_identical_predictions_without_custom_objects(tmp_path,
     path = save_model(small_model, tmp_path / f"m{suffix}", META)
     reloaded = segnet_edge.load_model(path)
     np.testing.assert_array_equal(reloaded(x).numpy(), small_model(x).numpy())
-    assert read_metadata(path) == META
+    assert replace(read_metadata(path), payload_sha256=None) == META  # as given, plus the digest of the file
     assert [p.name for p in tmp_path.iterdir()] == [f"m{suffix}"]  # no temporary files left
 
 
@@ -145,3 +147,84 @@ def test_config_check_accepts_keras_segnet_edge_and_tfmot_classes():
         _layer("segnet_edge>MaxPoolingWithArgmax2D"),
         _layer("QuantizeWrapperV2", "q", layer=_layer("Conv2D", "c"),
                quantize_config={"class_name": "Default8BitConvQuantizeConfig", "config": {}})), "ok.h5")
+
+
+# --- integrity: the digest save_model records, checked by load_model -------------------------------------
+
+
+def _largest_weight(file) -> int:
+    """The file offset of the middle of the largest array in an HDF5 file (a path or a file object)."""
+    import h5py
+
+    found = []
+    with h5py.File(file, "r") as f:
+        f.visititems(lambda name, item: found.append((item.nbytes, item.id.get_offset()))
+                     if isinstance(item, h5py.Dataset) else None)
+    nbytes, offset = max(found)
+    return offset + nbytes // 2
+
+
+def _damaged_keras_zip(path, out):
+    """The .keras zip rewritten with one weight byte changed and valid CRCs: only the digest can tell."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = bytearray(src.read(info))
+            if info.filename.endswith(".weights.h5"):
+                data[_largest_weight(io.BytesIO(bytes(data)))] ^= 0x04
+            dst.writestr(info, bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_a_flipped_weight_byte_in_a_keras_file_is_refused_and_no_verify_loads_it(tmp_path, small_model, suffix):
+    from segnet_edge.device.errors import IntegrityError
+
+    path = save_model(small_model, tmp_path / f"m{suffix}", META)
+    assert read_metadata(path).payload_sha256
+    damaged = tmp_path / f"damaged{suffix}"
+    if suffix == ".h5":
+        data = bytearray(path.read_bytes())
+        data[_largest_weight(path)] ^= 0x04
+        damaged.write_bytes(bytes(data))
+    else:
+        _damaged_keras_zip(path, damaged)
+    with pytest.raises(IntegrityError) as info:
+        segnet_edge.load_model(damaged)
+    message = str(info.value)
+    assert message.startswith(f"{damaged}: damaged") and "copy it again" in message and "\n" not in message
+    unverified = segnet_edge.load_model(damaged, verify=False)  # the damage is in a weight, nowhere else
+    changed = [i for i, (a, b) in enumerate(zip(unverified.get_weights(), small_model.get_weights()))
+               if not np.array_equal(a, b)]
+    assert len(changed) == 1
+
+
+def test_a_keras_file_without_a_digest_loads_with_a_one_line_warning(tmp_path, small_model, capsys):
+    import json
+
+    import h5py
+
+    from segnet_edge.device.metadata import METADATA_KEY
+
+    path = save_model(small_model, tmp_path / "old.h5", META)
+    with h5py.File(path, "a") as f:  # as an older segnet-edge wrote it: schema 1, no digest field
+        old = json.loads(f.attrs[METADATA_KEY])
+        del old["payload_sha256"]
+        f.attrs[METADATA_KEY] = json.dumps({**old, "schema_version": 1})
+    segnet_edge.load_model(path)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {path}: no integrity digest"), warnings
+
+
+def test_evaluate_refuses_a_damaged_model_in_one_line(tmp_path, small_model, camvid_sample):
+    from tests.conftest import assert_usage_error, run_cli
+
+    path = save_model(small_model, tmp_path / "m.h5", META)
+    data = bytearray(path.read_bytes())
+    data[_largest_weight(path)] ^= 0x04
+    path.write_bytes(bytes(data))
+    assert_usage_error(run_cli("evaluate", path, "--data", camvid_sample, "--json", tmp_path / "e.json"),
+                       str(path), "damaged", "copy it again")
+    assert not (tmp_path / "e.json").exists()

@@ -49,10 +49,11 @@ class BackendOptions:
     threads: int | None = None  # CPU threads (LiteRT/XNNPACK, ONNX Runtime intra-op); None = runtime default
     providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers; None = best available
     device: int = 0  # CUDA device for TensorRT
+    verify: bool = True  # compare the payload digest before loading (False: --no-verify, starts faster)
 
     def to_json(self) -> dict:
         return {"threads": self.threads, "providers": None if self.providers is None else list(self.providers),
-                "device": self.device}
+                "device": self.device, "verify": self.verify}
 
 
 class Backend(abc.ABC):
@@ -256,9 +257,11 @@ def backend_class(path: str | Path, name: str | None = None) -> type[Backend]:
 
 
 def load_backend(path: str | Path, name: str | None = None, options: BackendOptions | None = None) -> Backend:
-    """Check an artifact (artifact_check) and return its (not yet active) backend."""
+    """Check an artifact (artifact_check, its payload digest unless options.verify is off) and return its
+    (not yet active) backend. Every board-side loader comes through here."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file; check the path")
     cls = backend_class(path, name)
-    return cls(path, check_artifact(path), options)
+    options = options or BackendOptions()
+    return cls(path, check_artifact(path, verify=options.verify), options)

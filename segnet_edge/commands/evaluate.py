@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-pipeline", choices=INPUT_PIPELINES, default=d.input_pipeline,
                         help="hold the split in memory first, or stream it batch by batch (default auto: by size)")
     parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip the model file's SHA-256 check against the digest recorded when it was written")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ Each damaged copy goes through the entry point a user would use (the board's
 run_camera on a `.tflite` / `.onnx`, `segnet_edge.load_model` plus a forward pass
 on a `.h5`, `load_calibration_set` on a `calib.npz`) in its own process, and the
 way it ended is classified: ran, refused with one line, or a finding (signal,
-traceback, several lines, hang, odd exit code). Findings keep their case file.
+traceback, several lines, hang, odd exit code). Model files carry a payload digest
+(segnet_edge.device.integrity), so a damaged one that runs is a finding too
+("damaged files that ran undetected"). Findings keep their case file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ PLANS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "npz": ("calib", "inline", BYTE_KINDS),
 }
 CASE_TIMEOUT_S = 180.0
+#: File kinds whose writer records a payload digest: every damaged copy must be refused.
+SEALED_KINDS = ("tflite", "onnx", "h5")
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,9 @@ def run_worker(target: str, mode: str, case_files: list[Path], workdir: Path,
     return [results[i] for i in range(len(case_files))]
 
 
-def classify(result: dict, where: str, tally: Tally) -> str:
-    """Count one case: 'ran', 'refused', or a finding (which also lands in tally.problems)."""
+def classify(result: dict, where: str, tally: Tally, sealed: bool = False) -> str:
+    """Count one case: 'ran', 'refused', or a finding (which also lands in tally.problems). A `sealed` case
+    (a damaged file that carries a payload digest) that ran is the finding 'undetected'."""
     stderr = result.get("stderr") or ""
     lines = [line for line in stderr.splitlines() if line.strip()]
     if result["status"] == "signal":
@@ -93,6 +98,9 @@ def classify(result: dict, where: str, tally: Tally) -> str:
         tally.fail("tracebacks", f"{where}: {lines[-1] if lines else '?'}")
         return "traceback"
     if result["code"] == 0:
+        if sealed:
+            tally.fail("undetected", where)
+            return "undetected"
         tally.accepted += 1
         return "ran"
     errors = [line for line in lines if ": error: " in line]
@@ -115,16 +123,19 @@ def fuzz_file(target: FuzzTarget, seed: int, workdir: Path) -> Tally:
     label = target.label or target.path.name
     case_dir = workdir / f"cases-{label}".replace(" ", "_")
     case_dir.mkdir(parents=True, exist_ok=True)
-    files, kinds_used = [], []
-    for i, (kind, data) in enumerate(cases(target.path.read_bytes(), target.count, seed, kinds)):
+    original = target.path.read_bytes()
+    files, kinds_used, changed = [], [], []
+    for i, (kind, data) in enumerate(cases(original, target.count, seed, kinds)):
         path = case_dir / f"{i:04d}-{kind}{target.path.suffix}"
         path.write_bytes(data)
         files.append(path)
         kinds_used.append(kind)
-    for path, kind, result in zip(files, kinds_used, run_worker(worker_target, mode, files, workdir)):
+        changed.append(data != original)  # flips that cancel out, an index rewritten to itself: no damage
+    for path, kind, damaged, result in zip(files, kinds_used, changed, run_worker(worker_target, mode, files, workdir)):
         tally.tried[f"{label} {kind}"] += 1
         tally.fuzz_cases += 1
-        if classify(result, f"{label} case {path.name} (seed {seed})", tally) in ("ran", "refused"):
+        where = f"{label} case {path.name} (seed {seed})"
+        if classify(result, where, tally, sealed=damaged and target.kind in SEALED_KINDS) in ("ran", "refused"):
             path.unlink()
     return tally
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 #: Counters that fail the run when non-zero, with the words the table uses for them.
 MUST_BE_ZERO = {
+    "undetected": "damaged files that ran undetected",
     "signal_deaths": "signal deaths",
     "tracebacks": "tracebacks",
     "not_one_line": "failures not reported in one line",
@@ -36,7 +37,8 @@ class Tally:
     unsafe_blocked: int = 0
     contained_crashes: int = 0  # native crashes a child-process probe absorbed
     refused: int = 0  # damaged files refused with a one-line error
-    accepted: int = 0  # damaged files the runtime still ran (damage in weights only)
+    accepted: int = 0  # damaged files without a payload digest that still loaded (calibration sets)
+    undetected: int = 0  # damaged model files (they carry a payload digest) that ran anyway
     signal_deaths: int = 0
     tracebacks: int = 0
     not_one_line: int = 0
@@ -77,7 +79,7 @@ class Tally:
             rows.append((f"bad input tried: {kind}", str(count), ""))
         rows.append(("fuzz cases run (each in its own process)", str(self.fuzz_cases), ""))
         rows.append(("  damaged files refused with one line", str(self.refused), ""))
-        rows.append(("  damaged files that still ran (weights hit)", str(self.accepted), ""))
+        rows.append(("  damaged calibration sets that still loaded (arrays CRC-32 checked)", str(self.accepted), ""))
         rows.append(("  native crashes contained by the child-process probe", str(self.contained_crashes), ""))
         rows.append(("kills (SIGKILL at seeded random moments)", str(self.kills), ""))
         rows.append(("unsafe loads blocked", f"{self.unsafe_blocked} / {self.unsafe_tried}", "all"))

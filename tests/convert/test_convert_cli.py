@@ -59,6 +59,7 @@ def test_engines_are_skipped_with_the_trtexec_command(converted):
         # the engine's metadata waits beside where trtexec will write it
         sidecar = json.loads((converted.out / f"model_{name[4:]}.engine.json").read_text())
         assert sidecar["format"] == name and sidecar["class_names"] == list(CLASSES)
+        assert sidecar["payload_sha256"] is None  # no engine to seal yet: one built by trtexec loads with a warning
 
 
 def test_parity_meets_the_targets(converted):
@@ -96,13 +97,19 @@ def test_parity_meets_the_targets(converted):
 def test_artifacts_carry_metadata_with_quantization(converted, trained_model):
     from ai_edge_litert.interpreter import Interpreter
 
+    from segnet_edge.device.artifact_check import check_artifact
     from segnet_edge.device.artifact_metadata import read_artifact_metadata
+    from segnet_edge.model_io import read_metadata
 
+    keras_digest = read_metadata(trained_model).payload_sha256
     source_sha256 = hashlib.sha256(Path(trained_model).read_bytes()).hexdigest()
     for name in BUILT:
         meta = read_artifact_metadata(converted.out / converted.artifact(name)["file"])
         assert meta.format == name
         assert meta.source_sha256 == source_sha256  # which trained file this artifact came from
+        # sealed: its own digest, which the board's check verifies (not the Keras file's, which it read)
+        assert meta.payload_sha256 not in (None, keras_digest) and keras_digest is not None
+        assert check_artifact(converted.out / converted.artifact(name)["file"]) == meta
         assert meta.class_names == CLASSES and meta.input_size == INPUT_SIZE
         assert meta.unpool_mode == converted.artifact(name)["unpool_mode"]
     int8 = converted.out / "model_int8.tflite"

@@ -78,3 +78,22 @@ def test_bad_artifact_for_evaluate_is_one_line_exit_2(converted, scene_dataset, 
                        "no such model file")
     assert_usage_error(run_cli("evaluate", converted.out / "model_int8.tflite", "--data", scene_dataset,
                                "--split", "nope"), "nope")
+
+
+def test_a_damaged_artifact_is_refused_before_the_data_is_read(converted, scene_dataset, tmp_path):
+    """A flipped byte in the weights: one line naming the file (its payload digest), exit 2, no report."""
+    from segnet_edge.device.artifact_check import _MODEL, _Walker
+
+    int8 = converted.out / "model_int8.tflite"
+    data = bytearray(int8.read_bytes())
+    walker = _Walker(bytes(data))
+    buffers = walker.tables(walker.table(walker._unpack("<I", 0, "root"), "model"), _MODEL["buffers"], "buffers")
+    start, length = max((walker.vector(b, 0, 1, "data") for b in buffers), key=lambda v: v[1])  # the largest weight
+    data[start + length // 2] ^= 0x04
+    damaged = tmp_path / "model_int8.tflite"
+    damaged.write_bytes(bytes(data))
+    assert_usage_error(run_cli("evaluate", damaged, "--data", scene_dataset, "--split", "val", "--json",
+                               tmp_path / "e.json"), str(damaged), "damaged", "copy it again")
+    assert not (tmp_path / "e.json").exists()
+    unverified = run_cli("evaluate", damaged, "--data", scene_dataset, "--split", "val", "--no-verify")
+    assert unverified.returncode == 0, unverified.stderr

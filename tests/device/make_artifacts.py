@@ -20,7 +20,7 @@ CLASSES = ("sky", "building", "road", "car")
 
 def main(out: Path, arch: str = "segnet") -> None:
     from segnet_edge._tf import keras, tf
-    from segnet_edge.device.artifact_metadata import embed_onnx_metadata, embed_tflite_metadata
+    from segnet_edge.device.artifact_metadata import embed_tflite_metadata, sealed_onnx_bytes
     from segnet_edge.device.metadata import ModelMetadata, Normalization, TensorQuantization, default_palette
     from segnet_edge.device.preprocess import preprocess
     from segnet_edge.models import ModelConfig, build_model, drop_input_lrn
@@ -59,12 +59,11 @@ def main(out: Path, arch: str = "segnet") -> None:
                         output_quantization=TensorQuantization("int8", float(out_scale), int(out_zp)))
     (out / "model_int8.tflite").write_bytes(embed_tflite_metadata(int8, int8_meta))
 
-    import onnx
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_keras(
         model, input_signature=[tf.TensorSpec((1, *INPUT_SIZE, 3), tf.float32, name="image")], opset=17)
-    onnx.save(embed_onnx_metadata(proto, replace(base, format="onnx")), str(out / "model.onnx"))
+    (out / "model.onnx").write_bytes(sealed_onnx_bytes(proto, replace(base, format="onnx")))
 
 
 if __name__ == "__main__":

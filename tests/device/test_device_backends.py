@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from segnet_edge.device.artifact_metadata import sidecar_path
+from segnet_edge.device.artifact_metadata import sidecar_path, sidecar_text
 from segnet_edge.device.backends import tensorrt as trt_backend
 from segnet_edge.device.backends.base import (
     BackendOptions,
@@ -137,14 +137,15 @@ def _engine_with_sidecar(artifacts, tmp_path) -> tuple:
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\x00" * 64)  # not a real engine: only a GPU with TensorRT could build one
     meta = ModelMetadata.loads(json.dumps(load_backend(artifacts / "model_fp32.tflite").metadata.to_json()))
-    sidecar_path(engine).write_text(meta.dumps())
+    sidecar_path(engine).write_text(sidecar_text(meta, engine.read_bytes()))  # sealed, as convert writes it
     return engine, meta
 
 
 def test_tensorrt_reads_sidecar_metadata(artifacts, tmp_path):
     engine, meta = _engine_with_sidecar(artifacts, tmp_path)
     backend = load_backend(engine)
-    assert backend.name == "tensorrt" and backend.metadata == meta
+    assert backend.name == "tensorrt" and replace(backend.metadata, payload_sha256=None) == replace(
+        meta, payload_sha256=None)
     assert backend.expected_input.shape == (1, 32, 48, 3)
     sidecar_path(engine).unlink()
     with pytest.raises(ModelFileError, match="carries no segnet-edge metadata"):
@@ -187,7 +188,7 @@ def test_tensorrt_engine_matches_onnxruntime(artifacts, tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(bytes(serialized))
     meta = load_backend(artifacts / "model.onnx").metadata
-    sidecar_path(engine).write_text(meta.dumps())
+    sidecar_path(engine).write_text(sidecar_text(meta, engine.read_bytes()))
     with load_backend(engine) as backend, load_backend(artifacts / "model.onnx") as reference:
         x = _input(reference)
         np.testing.assert_allclose(backend.infer(x), reference.infer(x), atol=5e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -47,7 +48,8 @@ def test_the_output_is_a_plain_segnet_edge_model_with_a_report_beside_it(pruned_
     assert not any("Prune" in name for name in classes), classes
     assert {"MaxPoolingWithArgmax2D", "MaxUnpooling2D", "LocalResponseNormalization"} <= {
         name.split(">")[-1] for name in classes}
-    assert read_metadata(out) == read_metadata(basic_model)
+    unsealed = lambda path: replace(read_metadata(path), payload_sha256=None)  # noqa: E731 - each file its own digest
+    assert unsealed(out) == unsealed(basic_model)
     model = load_model(out)
     probabilities = model(np.zeros((1, 32, 48, 3), np.float32)).numpy()
     assert probabilities.shape == (1, 32, 48, read_metadata(out).num_classes)

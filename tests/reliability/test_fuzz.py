@@ -33,6 +33,7 @@ def test_damaged_artifacts_are_refused_in_one_line_and_never_kill_the_board_proc
                   FuzzTarget(artifacts / "model.onnx", plan.fuzz_onnx, "model.onnx")], plan.seed, tmp_path)
     assert tally.fuzz_cases == plan.fuzz_tflite_int8 + plan.fuzz_tflite_fp32 + plan.fuzz_onnx
     assert tally.refused > 0  # the damage reached the checks, it was not all in the weights
+    assert tally.undetected == 0 and tally.accepted == 0  # the payload digest: no damaged artifact runs
     record(tally, "fuzz artifacts")
 
 
@@ -40,6 +41,7 @@ def test_damaged_keras_models_and_calibration_sets_are_refused_in_one_line(rel_m
     tally = fuzz([FuzzTarget(rel_model, plan.fuzz_h5, "best.h5"),
                   FuzzTarget(rel_calib, plan.fuzz_npz, "calib.npz")], plan.seed, tmp_path)
     assert tally.fuzz_cases == plan.fuzz_h5 + plan.fuzz_npz and tally.refused > 0
+    assert tally.undetected == 0  # every damaged .h5 refused (its digest); a calib.npz's arrays carry CRC-32s
     record(tally, "fuzz models and calibration sets")
 
 
