@@ -76,6 +76,8 @@ class Settings:
     labels_output: bool = True
     profile: bool = True
     autoselect: bool = True
+    budget: bool = True  # the board-budget table: full-size int8 artifacts through run_camera.py, one process each
+    budget_frames: int = 200
     jetson_efficiency: float = 0.30
     fma_units: int | None = None
     work: str | None = None
@@ -116,6 +118,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--no-labels-output", action="store_true", help="skip the argmax-in-model artifact")
     p.add_argument("--no-profile", action="store_true", help="skip the per-op profiles")
     p.add_argument("--no-autoselect", action="store_true")
+    p.add_argument("--no-budget", action="store_true", help="skip the board-budget table (bench/budget.py)")
+    p.add_argument("--budget-frames", type=int, default=d.budget_frames,
+                   help="frames per board-budget run (its soak slope is extrapolated to 5,000)")
     p.add_argument("--jetson-efficiency", type=float, default=d.jetson_efficiency)
     p.add_argument("--fma-units", type=int, help="FMA units per core for the peak (default: 2)")
     p.add_argument("--work", help="keep models and artifacts here (default: a temporary folder)")
@@ -130,6 +135,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                     demo_epochs=a.demo_epochs, calib_frames=a.calib_frames,
                     threads=tuple(int(t) for t in a.threads.split(",")), pooling=not a.no_pooling,
                     labels_output=not a.no_labels_output, profile=not a.no_profile, autoselect=not a.no_autoselect,
+                    budget=not a.no_budget, budget_frames=a.budget_frames,
                     jetson_efficiency=a.jetson_efficiency, fma_units=a.fma_units, work=a.work, out_dir=a.out_dir,
                     readme=not a.no_readme, reuse=a.reuse, budget_min=a.budget_min)
 
@@ -415,6 +421,18 @@ def _autoselect(facts: dict, threads: int) -> dict | None:
 # --- 4. report ---------------------------------------------------------------------------------
 
 
+def _budget(full: dict, settings: Settings, threads: int, work: Path):
+    """(board-budget rows, frames per run) for the full-size int8 artifacts (bench/budget.py)."""
+    from bench.budget import measure
+
+    wanted = {"TFLite int8": full["artifacts"].get("tflite-int8"),
+              "TFLite int8, argmax in model": full.get("labels", {}).get("tflite-int8"),
+              "ORT QDQ uint8, MaxUnpool": full["artifacts"].get("ort-int8"),
+              "ORT QDQ int8": full["artifacts"].get("onnx-int8")}
+    models = {label: Path(a["path"]) for label, a in wanted.items() if a and a.get("path")}
+    return measure(models, settings.budget_frames, 10, threads, work / "budget", _log), settings.budget_frames
+
+
 def _machine(peak) -> dict:
     from bench.hardware import read_cpu_info
 
@@ -559,11 +577,13 @@ def main(argv: list[str] | None = None) -> int:
         profiles = _profiles(facts["full"], threads) if settings.profile else []
         saving = _postprocess_saving(facts["full"], rows, work, threads) if settings.labels_output else None
         auto = _autoselect(facts["demo"], threads) if settings.autoselect else None
+        budget = _budget(facts["full"], settings, threads, work) if settings.budget else None
         extras = time.perf_counter()
     pooling = _pooling_rows(rows, threads) if settings.pooling else []
     results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
                        threads, {"prepare_s": prepared - began, "measure_s": measured - prepared,
-                                 "extras_s": extras - measured, "total_s": time.perf_counter() - began})
+                                 "extras_s": extras - measured, "total_s": time.perf_counter() - began},
+                       budget=budget)
     _write(results, settings)
     print(results.to_markdown())
     _log(f"bench finished in {time.perf_counter() - began:.0f} s")
@@ -571,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, sources, threads,
-             timings) -> Results:
+             timings, budget=None) -> Results:
     from bench.report import index_memory_table, jetson_markdown, main_table, pooling_table
     from bench.variants import IndexMemory
 
@@ -640,6 +660,16 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
             f"`segnet-edge profile {Path(auto['folder']).name}/ --backend auto` measures every artifact it can run "
             f"and streams the fastest: {auto['reason']}.\n\n{auto['table']}")
         results.extra["autoselect"] = {k: v for k, v in auto.items() if k != "table"}
+    if budget is not None:
+        from bench.budget import budget_table, goals_line
+
+        rows_, frames = budget
+        results.sections[f"Board budget (full-size SegNet {h}×{w}, run_camera.py, one process per artifact)"] = (
+            budget_table(rows_) + f"\n\nEach artifact streamed by a fresh `device/run_camera.py` (no TensorFlow, no "
+            f"other model in the process), {frames} frames of a 480×360 video, overlay rendered, {threads} threads; "
+            "peak RSS is the process's high-water mark, loading included; the soak slope is fitted over these "
+            "frames and extrapolated to 5,000 (bench/budget.py). " + goals_line(rows_) + ".")
+        results.extra["budget"] = [r.to_json() for r in rows_]
     jetson = jetson_table(full["macs"], settings.jetson_efficiency)
     results.sections["Jetson Orin, on paper"] = jetson_markdown(jetson, full["macs"], settings.jetson_efficiency,
                                                                 sources)
