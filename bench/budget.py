@@ -11,8 +11,8 @@ rendered, `--threads` runtime threads. The figures come from the run's own profi
   the first frame, and steady (median of the last frames);
 - pipeline FPS against 1 / median inference (>= 0.9: capture and output overlap inference);
 - pre + post share: (preprocess + postprocess + render) means over the inference mean (<= 10%);
-- soak slope: least-squares RSS slope over the measured frames, in MB per 1,000 frames, and that slope
-  extrapolated to 5,000 frames (the issue's soak: RSS growth < 10 MB).
+- soak slope: least-squares RSS slope over the second half of the measured frames, in MB per 1,000 frames,
+  and that slope extrapolated to 5,000 frames (the issue's soak: RSS growth < 10 MB).
 """
 
 from __future__ import annotations
@@ -79,10 +79,12 @@ def write_video(path: Path, frames: int, size: tuple[int, int] = VIDEO_SIZE) -> 
 
 
 def soak_slope(rss_mb: list[float]) -> float:
-    """MB per 1,000 frames: the least-squares slope of RSS over frame index (0 with under 10 frames)."""
-    if len(rss_mb) < 10:
+    """MB per 1,000 frames: the least-squares slope of RSS over the second half of the frames (the first half
+    is the allocators settling, which a short run would otherwise extrapolate as a leak); 0 under 20 frames."""
+    if len(rss_mb) < 20:
         return 0.0
-    return float(np.polyfit(np.arange(len(rss_mb), dtype=np.float64), np.asarray(rss_mb), 1)[0] * 1000)
+    tail = np.asarray(rss_mb[len(rss_mb) // 2:], dtype=np.float64)
+    return float(np.polyfit(np.arange(len(tail), dtype=np.float64), tail, 1)[0] * 1000)
 
 
 def run_in_own_process(model: Path, source: Path | str, out: Path, frames: int, warmup: int, threads: int | None,
@@ -174,12 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument("--work", help="keep the video and each run's reports here (default: a temporary folder)")
     args = parser.parse_args(argv)
     models = {}
     for text in args.models:
         label, _, path = text.rpartition("=")
         models[label or Path(path).name] = Path(path)
-    rows = measure(models, args.frames, args.warmup, args.threads, log=lambda m: print(m, file=sys.stderr))
+    rows = measure(models, args.frames, args.warmup, args.threads, Path(args.work) if args.work else None,
+                   log=lambda m: print(m, file=sys.stderr))
     print(budget_table(rows))
     print()
     print(goals_line(rows))

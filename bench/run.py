@@ -667,8 +667,8 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
         results.sections[f"Board budget (full-size SegNet {h}×{w}, run_camera.py, one process per artifact)"] = (
             budget_table(rows_) + f"\n\nEach artifact streamed by a fresh `device/run_camera.py` (no TensorFlow, no "
             f"other model in the process), {frames} frames of a 480×360 video, overlay rendered, {threads} threads; "
-            "peak RSS is the process's high-water mark, loading included; the soak slope is fitted over these "
-            "frames and extrapolated to 5,000 (bench/budget.py). " + goals_line(rows_) + ".")
+            "peak RSS is the process's high-water mark, loading included; the soak slope is fitted over the second "
+            "half of these frames and extrapolated to 5,000 (bench/budget.py). " + goals_line(rows_) + ".")
         results.extra["budget"] = [r.to_json() for r in rows_]
     jetson = jetson_table(full["macs"], settings.jetson_efficiency)
     results.sections["Jetson Orin, on paper"] = jetson_markdown(jetson, full["macs"], settings.jetson_efficiency,

@@ -9,6 +9,8 @@ from bench.budget import budget_table, measure, soak_slope
 
 def test_soak_slope_is_mb_per_thousand_frames():
     assert soak_slope([100.0 + 0.002 * i for i in range(200)]) == pytest.approx(2.0)
+    settling = [100.0 + 0.5 * i for i in range(50)] + [125.0] * 50  # grows while it settles, then flat
+    assert soak_slope(settling) == pytest.approx(0.0)
     assert soak_slope([100.0, 500.0]) == 0.0  # too few frames to fit a slope
 
 
