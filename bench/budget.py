@@ -117,17 +117,19 @@ def budget_row(label: str, entry: dict, rss: list[float]) -> BudgetRow:
 
 
 def measure(models: dict[str, Path], frames: int = 200, warmup: int = 10, threads: int = 2,
-            work: Path | None = None, log=print) -> list[BudgetRow]:
-    """One fresh run_camera.py per model (label -> artifact), on one video of `frames` frames."""
+            work: Path | None = None, log=print, frames_for: dict[str, int] | None = None) -> list[BudgetRow]:
+    """One fresh run_camera.py per model (label -> artifact), on one video of `frames` frames; `frames_for`:
+    fewer frames for some labels (a slow runtime within a time budget)."""
     with tempfile.TemporaryDirectory(prefix="segnet_budget_") as scratch:
         folder = Path(work or scratch)
         folder.mkdir(parents=True, exist_ok=True)
         video = write_video(folder / "budget.avi", frames)
         rows = []
         for n, (label, model) in enumerate(models.items()):
-            log(f"budget: {label} ({model.name}), {frames} frames in a process of its own")
             try:
-                entry, rss = run_in_own_process(model, video, folder / f"run{n}", frames, warmup, threads)
+                count = min(frames, (frames_for or {}).get(label, frames))
+                log(f"budget: {label} ({model.name}), {count} frames in a process of its own")
+                entry, rss = run_in_own_process(model, video, folder / f"run{n}", count, warmup, threads)
                 rows.append(budget_row(label, entry, rss))
             except (RuntimeError, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as exc:
                 log(f"budget: {label} FAILED: {exc}")

@@ -13,6 +13,8 @@ One run, batch 1, the same frames for every row:
    hits every row alike; Keras rows run `model(x, training=False)`, artifacts run through the board's
    backends (segnet_edge.device.backends);
 3. where the time goes: per-op profiles of the full-size int8 and fp32 artifacts (bench/opprofile.py);
+   the board budget: each full-size int8 artifact streamed by a fresh `device/run_camera.py` (bench/budget.py:
+   peak / steady RSS, FPS against inference, pre+post share, soak slope);
 4. write bench/results.md, bench/results.json and the README's benchmark section, with the machine,
    this CPU's computed peak, a Jetson Orin projection from published peaks, and the issue's goals.
 
@@ -53,6 +55,9 @@ OUT_DIR = REPO / "bench"
 #: Full-size timed rounds when the budget decides, and the seconds kept for what follows them
 #: (demo rows ~1 min, per-op profiles ~1.5 min, the rest a few seconds).
 MIN_FULL_ROUNDS, MAX_FULL_ROUNDS, RESERVE_S = 3, 8, 200
+#: Seconds of streaming each board-budget artifact gets (frames = this / its median inference, at least
+#: BUDGET_MIN_FRAMES, at most --budget-frames), and what the four of them add to RESERVE_S.
+BUDGET_ROW_S, BUDGET_MIN_FRAMES, BUDGET_RESERVE_S = 75, 40, 360
 README = REPO / "README.md"
 
 
@@ -421,16 +426,25 @@ def _autoselect(facts: dict, threads: int) -> dict | None:
 # --- 4. report ---------------------------------------------------------------------------------
 
 
-def _budget(full: dict, settings: Settings, threads: int, work: Path):
-    """(board-budget rows, frames per run) for the full-size int8 artifacts (bench/budget.py)."""
+def _budget(full: dict, rows: list[TableRow], settings: Settings, threads: int, work: Path):
+    """(board-budget rows, most frames per run) for the full-size int8 artifacts (bench/budget.py); each streams
+    for about BUDGET_ROW_S at the median inference the timed rows measured."""
     from bench.budget import measure
 
-    wanted = {"TFLite int8": full["artifacts"].get("tflite-int8"),
-              "TFLite int8, argmax in model": full.get("labels", {}).get("tflite-int8"),
-              "ORT QDQ uint8, MaxUnpool": full["artifacts"].get("ort-int8"),
-              "ORT QDQ int8": full["artifacts"].get("onnx-int8")}
-    models = {label: Path(a["path"]) for label, a in wanted.items() if a and a.get("path")}
-    return measure(models, settings.budget_frames, 10, threads, work / "budget", _log), settings.budget_frames
+    wanted = {"TFLite int8": ("tflite-int8", full["artifacts"].get("tflite-int8")),
+              "TFLite int8, argmax in model": ("tflite-int8", full.get("labels", {}).get("tflite-int8")),
+              "ORT QDQ uint8, MaxUnpool": ("ort-int8", full["artifacts"].get("ort-int8")),
+              "ORT QDQ int8": ("onnx-int8", full["artifacts"].get("onnx-int8"))}
+    models = {label: Path(a["path"]) for label, (_, a) in wanted.items() if a and a.get("path")}
+    medians = {r.label: r.median_ms for r in rows if r.group == "full" and r.threads == threads
+               and r.pooling == "argmax" and r.median_ms}
+    frames_for = {}
+    for label, (fmt, _) in wanted.items():
+        median = medians.get(LABELS[fmt])
+        if median:
+            frames_for[label] = max(BUDGET_MIN_FRAMES, int(1000 * BUDGET_ROW_S / median))
+    return (measure(models, settings.budget_frames, 10, threads, work / "budget", _log, frames_for),
+            settings.budget_frames)
 
 
 def _machine(peak) -> dict:
@@ -559,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         peaks = {"fp32": peak.fp32_gflops, "fp16": peak.fp32_gflops, "int8": peak.int8_gops}
         threads = max(settings.threads)
         rows: list[TableRow] = []
-        deadline = began + 60 * settings.budget_min - RESERVE_S
+        deadline = began + 60 * settings.budget_min - RESERVE_S - (BUDGET_RESERVE_S if settings.budget else 0)
 
         def budgeted(round_s: float) -> int:
             fit = int((deadline - time.perf_counter()) / max(round_s, 1e-3))
@@ -577,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         profiles = _profiles(facts["full"], threads) if settings.profile else []
         saving = _postprocess_saving(facts["full"], rows, work, threads) if settings.labels_output else None
         auto = _autoselect(facts["demo"], threads) if settings.autoselect else None
-        budget = _budget(facts["full"], settings, threads, work) if settings.budget else None
+        budget = _budget(facts["full"], rows, settings, threads, work) if settings.budget else None
         extras = time.perf_counter()
     pooling = _pooling_rows(rows, threads) if settings.pooling else []
     results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
@@ -666,7 +680,8 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
         rows_, frames = budget
         results.sections[f"Board budget (full-size SegNet {h}×{w}, run_camera.py, one process per artifact)"] = (
             budget_table(rows_) + f"\n\nEach artifact streamed by a fresh `device/run_camera.py` (no TensorFlow, no "
-            f"other model in the process), {frames} frames of a 480×360 video, overlay rendered, {threads} threads; "
+            f"other model in the process), up to {frames} frames of a 480×360 video (about {BUDGET_ROW_S} s each at "
+            f"its median inference), overlay rendered, {threads} threads; "
             "peak RSS is the process's high-water mark, loading included; the soak slope is fitted over the second "
             "half of these frames and extrapolated to 5,000 (bench/budget.py). " + goals_line(rows_) + ".")
         results.extra["budget"] = [r.to_json() for r in rows_]
