@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run from a checkout: `bench` is a folder, not an installed package
 DEMO_MODEL = REPO / "demo_out" / "export" / "model_fp32.tflite"
 DEMO_SIZE, DEMO_ALPHA = (96, 128), 0.25
 
@@ -50,38 +51,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=480)
     args = parser.parse_args(argv)
 
-    from segnet_edge.device.errors import UsageError
-    from segnet_edge.device.session import RunConfig, run_session
-    from segnet_edge.device.sources import CaptureSettings
+    from bench.budget import run_in_own_process
 
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(args.model) if args.model else DEMO_MODEL if DEMO_MODEL.is_file() else None
         if model is None:
             print("bench/device: no model given and no demo_out; building a demo-shaped SegNet", file=sys.stderr)
             model = build_demo_like_model(Path(tmp))
-        base = RunConfig.profile_defaults()
-        config = replace(base, out=str(Path(tmp) / "report"), plot=False,
-                         capture=CaptureSettings(width=args.width, height=args.height),
-                         options=replace(base.options, threads=args.threads),
-                         pipeline=replace(base.pipeline, frames=args.frames, warmup=args.warmup))
+        # run_camera.py in a process of its own: this one may have imported TensorFlow to build the model
         try:
-            result = run_session([model], config)
-        except UsageError as exc:
+            entry, _ = run_in_own_process(model, "synthetic", Path(tmp) / "report", args.frames, args.warmup,
+                                          args.threads, ("--width", str(args.width), "--height", str(args.height)))
+        except RuntimeError as exc:
             print(f"bench/device: error: {exc}", file=sys.stderr)
             return 2
-    report = result.report.models[0]
-    lat = report.latency_ms
+    lat = entry["latency_ms"]
     inference = lat["inference"]["mean"]
-    fps_ratio = report.fps * inference / 1000.0
+    fps_ratio = entry["fps"] * inference / 1000.0
     overhead = (lat["preprocess"]["mean"] + lat["postprocess"]["mean"]) / inference
-    growth = report.memory["rss_growth_mb"]
-    print(f"model: {model.name} ({report.runtime}), {report.frames} frames after {report.warmup_frames} warm-up, "
-          f"{args.width}x{args.height} synthetic frames")
-    print(f"inference mean {inference:.2f} ms, end-to-end {report.fps:.1f} FPS; stage means (ms): "
+    growth = entry["memory"]["rss_growth_mb"]
+    print(f"model: {model.name} ({entry['runtime']}), {entry['frames']} frames after {entry['warmup_frames']} "
+          f"warm-up, {args.width}x{args.height} synthetic frames")
+    print(f"inference mean {inference:.2f} ms, end-to-end {entry['fps']:.1f} FPS; stage means (ms): "
           + ", ".join(f"{stage} {stats['mean']:.2f}" for stage, stats in lat.items()))
     print(f"fps_vs_inference_ratio   {fps_ratio:.3f}   (target >= 0.90) {'ok' if fps_ratio >= 0.9 else 'MISSED'}")
     print(f"pre_post_over_inference  {overhead:.3f}   (target <= 0.10) {'ok' if overhead <= 0.10 else 'MISSED'}")
-    print(f"rss_growth_mb            {growth:.2f}    (target < 10 over 5000 frames; this run {report.frames})")
+    print(f"rss_growth_mb            {growth:.2f}    (target < 10 over 5000 frames; this run {entry['frames']})")
     return 0
 
 

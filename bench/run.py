@@ -14,6 +14,8 @@ One run, batch 1, the same frames for every row:
    backends (segnet_edge.device.backends);
 3. where the time goes: per-op profiles of the full-size int8 and fp32 artifacts (bench/opprofile.py);
    what verifying the full-size int8 file's payload digest adds to a load (bench/integrity.py);
+   the board budget: each full-size int8 artifact streamed by a fresh `device/run_camera.py` (bench/budget.py:
+   peak / steady RSS, FPS against inference, pre+post share, soak slope);
 4. write docs/benchmarks.md, bench/results.json and the README's three-line summary, with the machine,
    this CPU's computed peak, a Jetson Orin projection from published peaks, and the issue's goals.
 
@@ -54,6 +56,9 @@ OUT_DIR = REPO / "bench"
 #: Full-size timed rounds when the budget decides, and the seconds kept for what follows them
 #: (demo rows ~1 min, per-op profiles ~1.5 min, the rest a few seconds).
 MIN_FULL_ROUNDS, MAX_FULL_ROUNDS, RESERVE_S = 3, 8, 200
+#: Seconds of streaming each board-budget artifact gets (frames = this / its median inference, at least
+#: BUDGET_MIN_FRAMES, at most --budget-frames), and what the four of them add to RESERVE_S.
+BUDGET_ROW_S, BUDGET_MIN_FRAMES, BUDGET_RESERVE_S = 75, 40, 360
 README = REPO / "README.md"
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
 
@@ -79,6 +84,8 @@ class Settings:
     profile: bool = True
     autoselect: bool = True
     streaming: bool = True  # bench/streaming.py: memory flat in the frames, streamed vs in-memory steps/s
+    budget: bool = True  # the board-budget table: full-size int8 artifacts through run_camera.py, one process each
+    budget_frames: int = 200
     jetson_efficiency: float = 0.30
     fma_units: int | None = None
     work: str | None = None
@@ -120,6 +127,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--no-profile", action="store_true", help="skip the per-op profiles")
     p.add_argument("--no-autoselect", action="store_true")
     p.add_argument("--no-streaming", action="store_true", help="skip the streamed-input memory and speed rows")
+    p.add_argument("--no-budget", action="store_true", help="skip the board-budget table (bench/budget.py)")
+    p.add_argument("--budget-frames", type=int, default=d.budget_frames,
+                   help="frames per board-budget run (its soak slope is extrapolated to 5,000)")
     p.add_argument("--jetson-efficiency", type=float, default=d.jetson_efficiency)
     p.add_argument("--fma-units", type=int, help="FMA units per core for the peak (default: 2)")
     p.add_argument("--work", help="keep models and artifacts here (default: a temporary folder)")
@@ -135,6 +145,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                     threads=tuple(int(t) for t in a.threads.split(",")), pooling=not a.no_pooling,
                     labels_output=not a.no_labels_output, profile=not a.no_profile, autoselect=not a.no_autoselect,
                     streaming=not a.no_streaming,
+                    budget=not a.no_budget, budget_frames=a.budget_frames,
                     jetson_efficiency=a.jetson_efficiency, fma_units=a.fma_units, work=a.work, out_dir=a.out_dir,
                     readme=not a.no_readme, reuse=a.reuse, budget_min=a.budget_min)
 
@@ -444,6 +455,27 @@ def _streaming(work: Path):
     return measure(StreamingSettings(), work / "streaming")
 
 
+def _budget(full: dict, rows: list[TableRow], settings: Settings, threads: int, work: Path):
+    """(board-budget rows, most frames per run) for the full-size int8 artifacts (bench/budget.py); each streams
+    for about BUDGET_ROW_S at the median inference the timed rows measured."""
+    from bench.budget import measure
+
+    wanted = {"TFLite int8": ("tflite-int8", full["artifacts"].get("tflite-int8")),
+              "TFLite int8, argmax in model": ("tflite-int8", full.get("labels", {}).get("tflite-int8")),
+              "ORT QDQ uint8, MaxUnpool": ("ort-int8", full["artifacts"].get("ort-int8")),
+              "ORT QDQ int8": ("onnx-int8", full["artifacts"].get("onnx-int8"))}
+    models = {label: Path(a["path"]) for label, (_, a) in wanted.items() if a and a.get("path")}
+    medians = {r.label: r.median_ms for r in rows if r.group == "full" and r.threads == threads
+               and r.pooling == "argmax" and r.median_ms}
+    frames_for = {}
+    for label, (fmt, _) in wanted.items():
+        median = medians.get(LABELS[fmt])
+        if median:
+            frames_for[label] = max(BUDGET_MIN_FRAMES, int(1000 * BUDGET_ROW_S / median))
+    return (measure(models, settings.budget_frames, 10, threads, work / "budget", _log, frames_for),
+            settings.budget_frames)
+
+
 def _machine(peak) -> dict:
     from bench.hardware import read_cpu_info
 
@@ -570,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         peaks = {"fp32": peak.fp32_gflops, "fp16": peak.fp32_gflops, "int8": peak.int8_gops}
         threads = max(settings.threads)
         rows: list[TableRow] = []
-        deadline = began + 60 * settings.budget_min - RESERVE_S
+        deadline = began + 60 * settings.budget_min - RESERVE_S - (BUDGET_RESERVE_S if settings.budget else 0)
 
         def budgeted(round_s: float) -> int:
             fit = int((deadline - time.perf_counter()) / max(round_s, 1e-3))
@@ -590,11 +622,13 @@ def main(argv: list[str] | None = None) -> int:
         auto = _autoselect(facts["demo"], threads) if settings.autoselect else None
         streaming = _streaming(work) if settings.streaming else None
         integrity = _integrity(facts["full"])
+        budget = _budget(facts["full"], rows, settings, threads, work) if settings.budget else None
         extras = time.perf_counter()
     pooling = _pooling_rows(rows, threads) if settings.pooling else []
     results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
                        threads, {"prepare_s": prepared - began, "measure_s": measured - prepared,
-                                 "extras_s": extras - measured, "total_s": time.perf_counter() - began})
+                                 "extras_s": extras - measured, "total_s": time.perf_counter() - began},
+                       budget=budget)
     if streaming is not None:
         results.sections["Streamed input: memory flat in the frames, and its cost"] = streaming.to_markdown()
         results.extra["streaming"] = streaming.to_json()
@@ -610,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, sources, threads,
-             timings) -> Results:
+             timings, budget=None) -> Results:
     from bench.report import index_memory_table, jetson_markdown, main_table, pooling_table
     from bench.variants import IndexMemory
 
@@ -679,6 +713,17 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
             f"`segnet-edge profile {Path(auto['folder']).name}/ --backend auto` measures every artifact it can run "
             f"and streams the fastest: {auto['reason']}.\n\n{auto['table']}")
         results.extra["autoselect"] = {k: v for k, v in auto.items() if k != "table"}
+    if budget is not None:
+        from bench.budget import budget_table, goals_line
+
+        rows_, frames = budget
+        results.sections[f"Board budget (full-size SegNet {h}×{w}, run_camera.py, one process per artifact)"] = (
+            budget_table(rows_) + f"\n\nEach artifact streamed by a fresh `device/run_camera.py` (no TensorFlow, no "
+            f"other model in the process), up to {frames} frames of a 480×360 video (about {BUDGET_ROW_S} s each at "
+            f"its median inference), overlay rendered, {threads} threads; "
+            "peak RSS is the process's high-water mark, loading included; the soak slope is fitted over the second "
+            "half of these frames and extrapolated to 5,000 (bench/budget.py). " + goals_line(rows_) + ".")
+        results.extra["budget"] = [r.to_json() for r in rows_]
     jetson = jetson_table(full["macs"], settings.jetson_efficiency)
     results.sections["Jetson Orin, on paper"] = jetson_markdown(jetson, full["macs"], settings.jetson_efficiency,
                                                                 sources)

@@ -99,10 +99,15 @@ def check_onnx_for_tensorrt(model, trt_version: str) -> list[str]:
     unsupported: dict[str, list[str]] = {}
     quantization: dict[str, list[str]] = {}  # problem -> node names, so 80 Q/DQ nodes make one line
     initializers = {i.name: i for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
     for node in model.graph.node:
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
         if op == "MaxUnpool" or (op == "MaxPool" and len([o for o in node.output if o]) > 1):
             problems.append(f"{node.name or op}: {op} with indices never parses in TensorRT; use segnet_edge.layers")
+        if op == "Cast" and node.output[0] not in outputs and _cast_to(node) in (onnx.TensorProto.UINT8,
+                                                                                 onnx.TensorProto.INT8):
+            problems.append(f"{node.name or op}: a Cast to uint8/int8 inside the graph; TensorRT takes uint8 only "
+                            "as a network input or output and int8 only through Q/DQ (keep pooling indices int32)")
         elif op not in support.ops:
             unsupported.setdefault(op, []).append(node.name)
         if op in ("QuantizeLinear", "DequantizeLinear"):
@@ -130,6 +135,10 @@ def check_onnx_for_tensorrt(model, trt_version: str) -> list[str]:
                 problems.append(f"{kind} {value.name!r} has a dynamic shape {dims}; export with a fixed size")
                 break
     return problems
+
+
+def _cast_to(node) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
 
 
 def _qdq_problems(node, op: str, initializers: dict, numpy_helper) -> list[str]:

@@ -49,6 +49,19 @@ def rss_mb() -> float:
         return float("nan")
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set so far (Linux VmHWM), in MiB: the transients between the per-frame
+    samples included (weight packing at load, a runtime's first-frame allocations). None where unknown."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class NvmlMonitor:
     """Device memory in use on an NVIDIA GPU, when pynvml and a driver are present (never on Jetson)."""
 

@@ -162,10 +162,23 @@ class ModelReport:
         return asdict(self)
 
 
+def steady_rss(values: list[float] | np.ndarray) -> float | None:
+    """RSS once the run has settled: the median over the last frames (rss_growth's window)."""
+    if len(values) == 0:
+        return None
+    window = max(1, min(50, len(values) // 10))
+    return float(np.median(np.asarray(values)[-window:]))
+
+
 def summarize(
-    records: FrameLog | Iterable[FrameRecord], *, model: str, backend: str, runtime: str, source: str, **extra
+    records: FrameLog | Iterable[FrameRecord], *, model: str, backend: str, runtime: str, source: str,
+    load_memory: dict[str, float | None] | None = None, **extra
 ) -> ModelReport:
-    """Reduce a run's frame records to one ModelReport (warm-up frames excluded)."""
+    """Reduce a run's frame records to one ModelReport (warm-up frames excluded).
+
+    `load_memory`: RSS taken around loading the model (see session._run_one); with the first frame's and
+    the steady state's it splits the peak into what the runtime holds after load, what the first frame
+    adds (lazy allocations) and what a long run settles at."""
     log = records if isinstance(records, FrameLog) else FrameLog.from_records(records)
     measured_done, warm_done = log.column("done_s", warmup=False), log.column("done_s", warmup=True)
     count = len(measured_done)
@@ -185,6 +198,9 @@ def summarize(
         "rss_peak_mb": float(all_rss.max()) if len(all_rss) else None,
         "rss_growth_mb": rss_growth(rss.tolist()),
         "gpu_mem_peak_mb": float(gpu.max()) if len(gpu) else None,
+        **(load_memory or {}),
+        "rss_first_frame_mb": float(all_rss[0]) if len(all_rss) else None,
+        "rss_steady_mb": steady_rss(rss),
     }
     if log.dropped:
         extra.setdefault("summary_window", len(log))

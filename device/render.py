@@ -54,13 +54,19 @@ class Renderer:
         self.lut = palette_lut(metadata.palette)
         self.legend = draw_legend(metadata.class_names, self.lut) if legend else None
         self.fps_text = fps_text
+        self._colour: np.ndarray | None = None  # reused from frame to frame (same size: no allocation)
+        self._out: np.ndarray | None = None
 
     def render(self, frame: np.ndarray, labels: np.ndarray, fps: float | None = None) -> np.ndarray:
-        """The annotated frame (a new array; `frame` is not modified)."""
+        """The annotated frame; `frame` is not modified. The result is the renderer's own buffer, reused by the
+        next call (the sinks consume it before then): a stream allocates no colour or overlay image per frame."""
         import cv2
 
-        colour = colorize(labels, self.lut)
-        out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
+        if self._out is None or self._out.shape != frame.shape or self._out.dtype != frame.dtype:
+            self._colour = np.empty(frame.shape, np.uint8)
+            self._out = np.empty_like(frame)
+        colour = cv2.applyColorMap(np.ascontiguousarray(labels, dtype=np.uint8), self.lut, dst=self._colour)
+        out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0, dst=self._out)
         if self.legend is not None:
             h = min(self.legend.shape[0], out.shape[0])
             w = min(self.legend.shape[1], out.shape[1])

@@ -59,17 +59,30 @@ def _fmt(value, digits: int = 2) -> str:
 def markdown_table(report: ProfileReport) -> str:
     """One row per model: the comparison users read first (like trtexec / benchmark_model summaries)."""
     header = ["model", "backend", "frames", "FPS", "total mean", "total p99", "inference mean",
-              "inference p99", "capture", "pre", "post", "render", "write", "RSS peak MB", "RSS growth MB"]
+              "inference p99", "capture", "pre", "post", "render", "write", "RSS load / first / steady MB",
+              "RSS peak MB", "RSS growth MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, m in zip(model_labels(report), report.models):
         lat = m.latency_ms
         row = [label, m.backend, str(m.frames), _fmt(m.fps, 1), _fmt(lat["total"]["mean"]),
                _fmt(lat["total"]["p99"]), _fmt(lat["inference"]["mean"]), _fmt(lat["inference"]["p99"]),
                _fmt(lat["capture"]["mean"]), _fmt(lat["preprocess"]["mean"]), _fmt(lat["postprocess"]["mean"]),
-               _fmt(lat["render"]["mean"]), _fmt(lat["write"]["mean"]), _fmt(m.memory.get("rss_peak_mb"), 1),
+               _fmt(lat["render"]["mean"]), _fmt(lat["write"]["mean"]), memory_split(m.memory),
+               _fmt(_peak(m.memory), 1),
                _fmt(m.memory.get("rss_growth_mb"), 1)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def memory_split(memory: dict) -> str:
+    """"load / first / steady": RSS with the model loaded, after its first frame, once the run settled."""
+    return " / ".join(_fmt(memory.get(key), 0) for key in ("rss_loaded_mb", "rss_first_frame_mb", "rss_steady_mb"))
+
+
+def _peak(memory: dict) -> float | None:
+    """The process's true peak where the OS keeps one (VmHWM), else the highest per-frame sample."""
+    samples = [v for v in (memory.get("rss_hwm_mb"), memory.get("rss_peak_mb")) if v is not None]
+    return max(samples) if samples else None
 
 
 def report_markdown(report: ProfileReport) -> str:
@@ -83,7 +96,10 @@ def report_markdown(report: ProfileReport) -> str:
     text += ["Latencies in milliseconds, warm-up frames excluded. Stage columns are means; `write` is the outputs "
              "(video file, mask PNGs, JSON lines, display). `total` runs from a frame's read to its last output "
              "written, queueing between the capture, inference and output threads included, so it can exceed the "
-             "stages' sum while FPS (throughput) exceeds 1000 / total.", "", markdown_table(report)]
+             "stages' sum while FPS (throughput) exceeds 1000 / total. RSS (MB) is this process's: after loading the model, "
+             "after its first frame, and settled (median of the last frames); the peak is the OS's high-water mark, "
+             "load included. Several models in one run share a process, so each later one also holds what the "
+             "earlier ones left: for a board's figure, profile one model per run.", "", markdown_table(report)]
     for m in report.models:
         notes = []
         if m.skipped_frames:

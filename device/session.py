@@ -16,7 +16,7 @@ from pathlib import Path
 
 from segnet_edge.device.backends.base import Backend, BackendOptions, load_backend
 from segnet_edge.device.errors import UsageError
-from segnet_edge.device.hostinfo import NvmlMonitor, TegrastatsMonitor, host_info
+from segnet_edge.device.hostinfo import NvmlMonitor, TegrastatsMonitor, host_info, peak_rss_mb, rss_mb
 from segnet_edge.device.pipeline import PipelineConfig, PipelineResult, run_pipeline
 from segnet_edge.device.profiler import FrameLog, ModelReport, ProfileReport, summarize
 from segnet_edge.device.reports import write_reports
@@ -176,12 +176,15 @@ def _run_one(key: str, backend: Backend, config: RunConfig, stop: threading.Even
     ok = False
     try:
         sinks = build_sinks(config, source.fps)
+        before_load = rss_mb()
         with backend:
+            load_memory = {"rss_before_load_mb": before_load, "rss_loaded_mb": rss_mb()}
             runtime = backend.describe()
             log(f"{Path(key).name}: {runtime} on {source.description}")
             tegrastats.start()
             result: PipelineResult = run_pipeline(backend, source, config.pipeline, sinks, stop,
                                                   nvml if nvml.available else None)
+            load_memory["rss_hwm_mb"] = peak_rss_mb()  # the process's peak, load and first frame included
             ok = True
     finally:
         device = tegrastats.stop()
@@ -197,5 +200,5 @@ def _run_one(key: str, backend: Backend, config: RunConfig, stop: threading.Even
     model_report = summarize(result.records, model=key, backend=backend.name, runtime=runtime,
                              source=source.description, skipped_frames=result.skipped_frames,
                              dropped_frames=result.dropped_frames, reconnects=result.reconnects,
-                             ended_by=result.ended_by, device=device)
+                             ended_by=result.ended_by, device=device, load_memory=load_memory)
     return model_report, result.records

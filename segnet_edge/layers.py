@@ -6,8 +6,14 @@ as builtins and that TensorRT's ONNX parser takes: space_to_depth, reduce_max,
 arg_max, one_hot/equal+select, mul and depth_to_space.
 
 The recorded index is the position inside each 2x2 window (0..3 in row-major
-order: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right), kept as int32 at
-pooled resolution, which is exactly what SegNet stores and needs 2 bits per value.
+order: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right), kept at pooled
+resolution, which is exactly what SegNet stores and needs 2 bits per value. The
+pooling layer can store it as uint8 (`index_dtype`, a CAST right after the ARG_MAX,
+bit-identical results), but int32 stays the default: measured on the full-size
+int8 SegNet, neither LiteRT's arena nor ONNX Runtime's holds less with it, because
+their peak is at the first full-resolution stage, where no index is alive yet, and
+the unpooling's GATHER / ONE_HOT widen the indices back to int32 anyway
+(docs/memory.md).
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from segnet_edge._tf import keras, tf
 
 #: How the unpooling layer expands indices to a 2x2 mask; an exporter may pick per runtime.
 UNPOOL_MODES = ("onehot", "select", "gather")
+
+#: The dtype the pooling layer stores its window indices in: "int32" (ARG_MAX's own output, the default)
+#: or "uint8" (1 byte per index, 4x fewer bytes alive between pool and unpool). Same values either way.
+INDEX_DTYPES = ("int32", "uint8")
 
 
 def _pad_to_even(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -36,11 +46,15 @@ def _pad_to_even(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
 class MaxPoolingWithArgmax2D(keras.layers.Layer):
     """2x2/stride-2 max pooling that also returns the argmax position in each window.
 
-    Returns `[pooled, indices]`; indices are int32 in 0..3. Odd sizes pool in ceil mode.
+    Returns `[pooled, indices]`; indices are `index_dtype` (int32 unless asked) in 0..3. Odd sizes pool
+    in ceil mode.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, index_dtype: str = "int32", **kwargs):
         super().__init__(**kwargs)
+        if index_dtype not in INDEX_DTYPES:
+            raise ValueError(f"unknown index dtype {index_dtype!r}; use one of {INDEX_DTYPES}")
+        self.index_dtype = index_dtype
 
     def call(self, inputs, training=None):
         _, height, width, channels = inputs.shape
@@ -69,6 +83,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             # a dequantize and a quantize), oneDNN's pooling in TensorFlow.
             pooled = tf.nn.max_pool2d(x, 2, 2, "VALID")
         pooled = tf.reshape(pooled, [-1, out_h, out_w, channels])
+        if self.index_dtype != "int32":
+            # Right after the ARG_MAX, so its int32 output lives for one op and only the 1-byte copy is kept
+            # until the unpool (TFLite CAST, ONNX Cast: builtin everywhere).
+            indices = tf.cast(indices, self.index_dtype)
         indices = tf.reshape(indices, [-1, out_h, out_w, channels])
         return [pooled, indices]
 
@@ -79,6 +97,11 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return [None, None]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"index_dtype": self.index_dtype})
+        return config
 
 
 @keras.utils.register_keras_serializable(package="segnet_edge")

@@ -165,6 +165,23 @@ def with_unpool_mode(model: keras.Model, mode: str) -> keras.Model:
     return clone
 
 
+def with_index_dtype(model: keras.Model, index_dtype: str) -> keras.Model:
+    """The same network and weights with its pooling indices stored as `index_dtype` (layers.INDEX_DTYPES)."""
+    config = model.get_config()
+    changed = False
+    for layer in config["layers"]:
+        if layer["class_name"].endswith("MaxPoolingWithArgmax2D") and layer["config"].get("index_dtype") != index_dtype:
+            layer["config"]["index_dtype"] = index_dtype
+            changed = True
+    if not changed:
+        return model
+    from segnet_edge.layers import CUSTOM_OBJECTS
+
+    clone = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 #: What a model (and its artifacts) output: class probabilities, or a uint8 label map.
 OUTPUTS = ("probabilities", "labels")
 

@@ -74,7 +74,8 @@ def artifacts(tmp_path_factory) -> Path:
 # every other module is a scope of its own. (Not `--dist loadgroup` with xdist_group marks: with
 # pytest 9.2, xdist 3.8 silently ignores the marks, pytest-xdist issue #1386.)
 SHARED_FIXTURE_SCOPES = {"calibration": "calibration", "convert": "convert", "optimize": "optimize",
-                         "device": "artifacts", "reliability": "artifacts", "test_bench_autoselect.py": "artifacts"}
+                         "device": "artifacts", "reliability": "artifacts", "test_bench_autoselect.py": "artifacts",
+                         "test_bench_budget.py": "artifacts"}
 
 
 def fixture_scope_of(nodeid: str) -> str:

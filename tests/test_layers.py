@@ -203,3 +203,76 @@ def test_onnx_graph_has_no_maxunpool_scatter_or_indexed_maxpool():
     x = RNG.standard_normal((1, 10, 14, 3)).astype(np.float32)
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], model(x).numpy(),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_uint8_indices_hold_the_int32_indices():
+    x = RNG.integers(0, 3, size=(2, 9, 11, 5)).astype(np.float32)  # ties and odd sizes
+    pooled32, index32 = MaxPoolingWithArgmax2D()(x)
+    pooled8, index8 = MaxPoolingWithArgmax2D(index_dtype="uint8")(x)
+    assert index32.dtype == tf.int32 and index8.dtype == tf.uint8
+    np.testing.assert_array_equal(pooled8.numpy(), pooled32.numpy())
+    np.testing.assert_array_equal(index8.numpy(), index32.numpy())
+    for mode in UNPOOL_MODES:
+        np.testing.assert_array_equal(MaxUnpooling2D((9, 11), mode=mode)([pooled8, index8]).numpy(),
+                                      MaxUnpooling2D((9, 11), mode=mode)([pooled32, index32]).numpy())
+    assert MaxPoolingWithArgmax2D.from_config(MaxPoolingWithArgmax2D(index_dtype="uint8").get_config()).index_dtype \
+        == "uint8"
+    with pytest.raises(ValueError, match="unknown index dtype"):
+        MaxPoolingWithArgmax2D(index_dtype="int4")
+
+
+def test_uint8_index_segnet_is_bit_identical_in_keras_int8_tflite_and_onnx():
+    """Same weights, the two index forms: identical Keras outputs, identical int8 TFLite outputs (one CAST per
+    pool added, every tensor still integer), identical ONNX Runtime outputs; TensorRT's check refuses the uint8
+    ONNX graph, which is why ONNX graphs keep int32."""
+    import tf2onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    from segnet_edge.convert.tflite import check_full_integer, convert_keras, inspect
+    from segnet_edge.convert.trt_support import check_onnx_for_tensorrt
+    from segnet_edge.models import ModelConfig, build_model, with_index_dtype, with_unpool_mode
+
+    keras.utils.set_random_seed(3)
+    int32_model = with_unpool_mode(build_model(ModelConfig("segnet", (34, 50), 3, 0.125)), "gather")
+    uint8_model = with_index_dtype(int32_model, "uint8")
+    assert [layer.index_dtype for layer in uint8_model.layers if isinstance(layer, MaxPoolingWithArgmax2D)] == \
+        ["uint8"] * 5
+    x = RNG.standard_normal((3, 34, 50, 3)).astype(np.float32)
+    np.testing.assert_array_equal(uint8_model(x, training=False).numpy(), int32_model(x, training=False).numpy())
+
+    def representative():
+        for frame in x:
+            yield [frame[None]]
+
+    outputs = {}
+    for name, model in (("int32", int32_model), ("uint8", uint8_model)):
+        flatbuffer = convert_keras(model, "int8", representative, "int8")
+        graph = inspect(flatbuffer)
+        check_full_integer(graph)
+        casts = [(op.tensors[0][1], op.tensors[-1][1]) for op in graph.ops if op.name == "CAST"]
+        # each pool narrows its ARG_MAX output, each unpool widens it for its GATHER
+        assert sorted(casts) == ([] if name == "int32" else [("int32", "uint8")] * 5 + [("uint8", "int32")] * 5), casts
+        interpreter = Interpreter(model_content=flatbuffer)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        scale, zero = inp["quantization"]
+        runs = []
+        for frame in x:
+            interpreter.set_tensor(inp["index"], np.clip(np.round(frame / scale) + zero, -128, 127).astype(np.int8)[None])
+            interpreter.invoke()
+            runs.append(interpreter.get_tensor(out["index"]).copy())
+        outputs[name] = np.concatenate(runs)
+    np.testing.assert_array_equal(outputs["uint8"], outputs["int32"])
+
+    import onnxruntime as ort
+
+    spec = [tf.TensorSpec((1, 34, 50, 3), tf.float32, name="image")]
+    onnx_out = {}
+    for name, model in (("int32", with_unpool_mode(int32_model, "select")),
+                        ("uint8", with_unpool_mode(uint8_model, "select"))):
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=13)
+        problems = check_onnx_for_tensorrt(proto, "8.6")
+        assert bool([p for p in problems if "Cast to uint8" in p]) == (name == "uint8"), problems
+        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        onnx_out[name] = np.concatenate([session.run(None, {"image": frame[None]})[0] for frame in x])
+    np.testing.assert_array_equal(onnx_out["uint8"], onnx_out["int32"])

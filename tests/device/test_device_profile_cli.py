@@ -28,9 +28,15 @@ def test_profile_compares_models_and_writes_four_files(artifacts, tmp_path):
             stats = model["latency_ms"][stage]
             assert set(stats) == {"mean", "p50", "p90", "p99", "max"}
             assert 0 <= stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
-        assert model["memory"]["rss_peak_mb"] > 0 and "rss_growth_mb" in model["memory"]
+        memory = model["memory"]
+        assert memory["rss_peak_mb"] > 0 and "rss_growth_mb" in memory
+        # the split: before load <= with the model loaded; every sample under the process's high-water mark
+        assert 0 < memory["rss_before_load_mb"] <= memory["rss_loaded_mb"] + 1
+        assert max(memory["rss_loaded_mb"], memory["rss_first_frame_mb"], memory["rss_steady_mb"],
+                   memory["rss_peak_mb"]) <= memory["rss_hwm_mb"] + 1
     assert report["host"]["threads"] == 1 and report["config"]["source"] == "synthetic"
     assert "| model_int8.tflite | litert | 20 |" in (out / "profile.md").read_text()
+    assert "RSS load / first / steady MB" in (out / "profile.md").read_text()
     assert len((out / "frames.csv").read_text().splitlines()) == 1 + 3 * 25
 
 

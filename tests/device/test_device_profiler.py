@@ -104,6 +104,19 @@ def test_summarize_excludes_warmup():
     assert report.memory["rss_growth_mb"] == pytest.approx(0.45, abs=0.05)
 
 
+def test_summarize_splits_memory_into_load_first_frame_and_steady_state():
+    rows = _records(60, warmup=10)
+    load = {"rss_before_load_mb": 40.0, "rss_loaded_mb": 90.0, "rss_hwm_mb": 150.0}
+    memory = summarize(rows, model="m", backend="litert", runtime="x", source="s", load_memory=load).memory
+    assert {k: memory[k] for k in load} == load
+    assert memory["rss_first_frame_mb"] == rows[0].rss_mb  # a warm-up frame: the first one the runtime ran
+    window = [r.rss_mb for r in rows if not r.warmup][-5:]  # 50 measured frames: the last tenth
+    assert memory["rss_steady_mb"] == pytest.approx(float(np.median(window)))
+    report = ProfileReport(host={}, config={}, models=[summarize(rows, model="m.tflite", backend="litert", runtime="x",
+                                                                  source="s", load_memory=load)])
+    assert f"| 90 / {rows[0].rss_mb:.0f} / {memory['rss_steady_mb']:.0f} | 150.0 |" in markdown_table(report)
+
+
 def test_report_files(tmp_path):
     records = {"a/fp32.tflite": _records(30, 5), "b/int8.tflite": _records(30, 5, inference_ms=4.0)}
     report = ProfileReport(host=hostinfo.host_info().to_json(), config={"frames": 30})

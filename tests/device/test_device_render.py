@@ -48,5 +48,18 @@ def test_render_overlays_palette_colours():
     assert plain[60, 80].tolist() == [50, 178, 50] and frame[0, 0].tolist() == [100, 100, 100]
     annotated = Renderer(META, alpha=0.5).render(frame, labels, fps=12.3)
     assert annotated.shape == frame.shape and not np.array_equal(annotated, plain)
+
+
+def test_render_reuses_its_buffers_from_frame_to_frame():
+    renderer = Renderer(META, alpha=0.5, legend=False, fps_text=False)
+    frame = np.full((120, 160, 3), 100, np.uint8)
+    first = renderer.render(frame, np.ones((120, 160), np.uint8))
+    expected = first.copy()
+    second = renderer.render(frame, np.zeros((120, 160), np.uint8))
+    assert second is first  # the same overlay buffer: no allocation per frame
+    assert not np.array_equal(second, expected)  # ... holding the new frame's overlay
+    assert renderer.render(frame, np.ones((120, 160), np.uint8)).tolist() == expected.tolist()
+    bigger = renderer.render(np.zeros((240, 320, 3), np.uint8), np.ones((240, 320), np.uint8))
+    assert bigger.shape == (240, 320, 3) and bigger is not first  # a new size gets new buffers
     with pytest.raises(UsageError, match="alpha"):
         Renderer(META, alpha=1.5)
