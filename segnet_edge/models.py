@@ -150,31 +150,27 @@ def build_model(config: ModelConfig, weight_decay: float = 0.0) -> keras.Model:
 
 def with_unpool_mode(model: keras.Model, mode: str) -> keras.Model:
     """The same network and weights with another unpooling formulation (an exporter's choice)."""
-    config = model.get_config()
-    changed = False
-    for layer in config["layers"]:
-        if layer["class_name"].endswith("MaxUnpooling2D") and layer["config"].get("mode") != mode:
-            layer["config"]["mode"] = mode
-            changed = True
-    if not changed:
-        return model
-    from segnet_edge.layers import CUSTOM_OBJECTS
-
-    clone = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
-    clone.set_weights(model.get_weights())
-    return clone
+    return _with_layer_setting(model, "MaxUnpooling2D", "mode", mode)
 
 
 def with_index_dtype(model: keras.Model, index_dtype: str) -> keras.Model:
     """The same network and weights with its pooling indices stored as `index_dtype` (layers.INDEX_DTYPES)."""
+    return _with_layer_setting(model, "MaxPoolingWithArgmax2D", "index_dtype", index_dtype)
+
+
+def _with_layer_setting(model: keras.Model, class_name: str, key: str, value) -> keras.Model:
+    """`model` itself when every `class_name` layer already has `key` = `value`, else a rebuilt twin that has."""
     config = model.get_config()
     changed = False
     for layer in config["layers"]:
-        if layer["class_name"].endswith("MaxPoolingWithArgmax2D") and layer["config"].get("index_dtype") != index_dtype:
-            layer["config"]["index_dtype"] = index_dtype
+        if layer["class_name"].endswith(class_name) and layer["config"].get(key) != value:
+            layer["config"][key] = value
             changed = True
-    if not changed:
-        return model
+    return _rebuilt(model, config) if changed else model
+
+
+def _rebuilt(model: keras.Model, config: dict) -> keras.Model:
+    """A model built from an edited `config` of `model`, holding `model`'s weights (same layers, same order)."""
     from segnet_edge.layers import CUSTOM_OBJECTS
 
     clone = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
@@ -212,7 +208,6 @@ def drop_input_lrn(model: keras.Model):
     LRN is refused: a QAT graph's input range belongs to it (`segnet-edge quantize` drops the LRN first).
     """
     from segnet_edge.device.metadata import InputLRN
-    from segnet_edge.layers import CUSTOM_OBJECTS
 
     lrn = next((layer for layer in model.layers if isinstance(getattr(layer, "layer", layer),
                                                               LocalResponseNormalization)), None)
@@ -229,9 +224,7 @@ def drop_input_lrn(model: keras.Model):
             for inbound in node:
                 if inbound[0] == lrn.name:
                     inbound[0] = image
-    clone = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
-    clone.set_weights(model.get_weights())  # the LRN has none, so the order is the same
-    return clone, InputLRN(lrn.size, lrn.alpha, lrn.beta, lrn.k)
+    return _rebuilt(model, config), InputLRN(lrn.size, lrn.alpha, lrn.beta, lrn.k)  # the LRN has no weights
 
 
 def count_macs(model: keras.Model) -> int:
