@@ -206,11 +206,10 @@ def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
     --activations asymmetric`; TensorRT takes only zero point 0) and ONNX Runtime's own uint8 graph
     (convert/qat_ranges.py). A symmetric QAT model's TensorRT graph is its own (convert/qat_qdq.py).
     """
-    from segnet_edge.models import ModelConfig, build_model
+    from segnet_edge.models import build_model, config_from_metadata
     from segnet_edge.optimize.report import unwrap
 
-    model = build_model(ModelConfig(arch=metadata.arch, input_size=tuple(metadata.input_size),
-                                    num_classes=metadata.num_classes, alpha=metadata.alpha, unpool_mode=unpool_mode))
+    model = build_model(config_from_metadata(metadata, unpool_mode=unpool_mode))
 
     def short(weight) -> str:  # "quant_block1_conv1/kernel:0" -> "kernel"
         return weight.name.split("/")[-1].split(":")[0]
