@@ -79,6 +79,10 @@ def _convert_int8(rows: list[PruneRow], work: Path, calib) -> None:
     from bench.artifacts import convert_all
 
     for row in rows:
+        done = work / f"export_{Path(row.model).stem}" / "model_int8.tflite"
+        if done.is_file() and done.stat().st_mtime > Path(row.model).stat().st_mtime:  # --work from an earlier run
+            row.tflite, row.tflite_bytes = str(done), done.stat().st_size
+            continue
         started = time.perf_counter()
         report = convert_all(Path(row.model), work / f"export_{Path(row.model).stem}", calib, _log,
                              formats=("tflite-int8",))
@@ -327,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-epochs", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs after pruning")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.5], help="targets: channel ratios to time")
     parser.add_argument("--work", help="keep files here (default: a temporary folder)")
     parser.add_argument("--json", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.work) if args.work else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if args.what == "targets":
-            rows, text = speed_targets(work, args.size or (352, 480), rounds=args.rounds)
+            rows, text = speed_targets(work, args.size or (352, 480), ratios=tuple(args.ratios), rounds=args.rounds)
             payload = [r.to_json() for r in rows]
         else:
             size = args.size or (64, 96)

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", default="240", help="training scenes to synthesise")
     parser.add_argument("--epochs", default="30")
     parser.add_argument("--finetune-epochs", default="2", help="epochs of pruning and of QAT fine-tuning")
-    parser.add_argument("--channel-epochs", default="2", help="fine-tuning epochs after channel pruning")
+    parser.add_argument("--channel-epochs", default="4", help="fine-tuning epochs after channel pruning")
     args = parser.parse_args(argv)
     out = Path(args.out)
     data, run, export = out / "data", out / "train", out / "export"

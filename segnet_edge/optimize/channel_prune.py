@@ -3,7 +3,8 @@
 Magnitude and 2:4 pruning make files smaller, but no runtime we ship to runs a 50%-sparse dense
 kernel faster; removing filters does, on every runtime. The coupled groups and the surgery live in
 channels.py; this module is the command's flow: load (as every fine-tuning does), plan, cut,
-fine-tune (optimize.common.finetune, shared with QAT), record the new widths in the metadata (so
+re-estimate batch norm statistics, fine-tune (optimize.common.finetune, shared with QAT), re-estimate
+them again, record the new widths in the metadata (so
 `convert`, `evaluate`, `profile` and the board take the model like any other) and report.
 """
 
@@ -32,7 +33,7 @@ class ChannelPruneReport:
     size_before: FileSize
     size_after: FileSize
     miou_before: float
-    miou_pruned: float  # right after the cut, before fine-tuning
+    miou_pruned: float  # right after the cut (batch norm statistics re-estimated), before fine-tuning
     miou_after: float
     steps: int = 0
     seconds: float = 0.0
@@ -50,6 +51,32 @@ class ChannelPruneReport:
                 "size_after": self.size_after.to_json(), "miou_before": self.miou_before,
                 "miou_pruned": self.miou_pruned, "miou_after": self.miou_after, "steps": self.steps,
                 "seconds": round(self.seconds, 2), "history": self.history}
+
+
+def recalibrate_batch_norm(model, dataset, max_batches: int = 64) -> int:
+    """Re-estimate every batch norm's moving mean and variance on `dataset` (forward passes, no training).
+
+    Cutting a conv's input channels shifts its output statistics, so the batch norms after it
+    normalise with stale moving averages in inference; a short fine-tune does not fix them either
+    (momentum 0.99 forgets slowly). Each batch's statistics are averaged with equal weight
+    (momentum 1 - 1/k at batch k), as "adaptive BN" does after pruning (Li et al. 2020, EagleEye).
+    Returns the batches used.
+    """
+    from segnet_edge._tf import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    count = 0
+    try:
+        for count, batch in enumerate(dataset.take(max_batches), start=1):
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            for layer in norms:
+                layer.momentum = 1.0 - 1.0 / count
+            model(images, training=True)  # eager: each call reads the momentum set just above
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+    return count
 
 
 def prune_channels(config: PruneConfig) -> ChannelPruneReport:
@@ -75,8 +102,10 @@ def prune_channels(config: PruneConfig) -> ChannelPruneReport:
               f"(ranked by {config.criterion}); {count_macs(model) / 1e6:.1f} -> {count_macs(pruned) / 1e6:.1f} "
               f"MMAC per frame; fine-tuning {config.epochs} epochs x {steps} steps", file=sys.stderr)
     miou_before = evaluate_miou(model, data.val, data.info, norm, config.batch_size)
+    recalibrate_batch_norm(pruned, train_ds)
     miou_pruned = evaluate_miou(pruned, data.val, data.info, norm, config.batch_size)
     history = finetune(pruned, train_ds, data, config, steps)
+    recalibrate_batch_norm(pruned, train_ds)
     miou_after = evaluate_miou(pruned, data.val, data.info, norm, config.batch_size)
     widths = plan.widths()
     metadata = replace(metadata, widths=tuple((layer.name, widths[layer.name]) for layer in pruned.layers

@@ -253,3 +253,20 @@ def test_a_ratio_that_empties_a_group_is_refused_before_any_change():
     with pytest.raises(UsageError, match="with none"):
         plan_pruning(model, 0.95)
     assert len(plan_pruning(model, 0.9).keep["pool1"]) == 1  # round(0.8) = 1 channel: allowed
+
+
+def test_batch_norm_statistics_are_re_estimated_as_the_mean_over_batches():
+    from segnet_edge._tf import tf
+    from segnet_edge.optimize.channel_prune import recalibrate_batch_norm
+
+    model = _random_model("segnet-basic")
+    images = np.random.default_rng(2).normal(0, 40, (4, *SIZE, 3)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros((4, *SIZE), np.uint8))).batch(2)
+    norm = model.get_layer("conv1_bn")
+    conv_out = keras.Model(model.input, model.get_layer("conv1").output)
+    expected = np.mean([conv_out(images[i:i + 2]).numpy().mean(axis=(0, 1, 2)) for i in (0, 2)], axis=0)
+    assert not np.allclose(norm.moving_mean.numpy(), expected, atol=1e-3)
+    momentum = norm.momentum
+    assert recalibrate_batch_norm(model, dataset) == 2
+    np.testing.assert_allclose(norm.moving_mean.numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert norm.momentum == momentum, "the layer's own momentum is restored"
