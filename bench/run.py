@@ -59,6 +59,8 @@ MIN_FULL_ROUNDS, MAX_FULL_ROUNDS, RESERVE_S = 3, 8, 200
 #: Seconds of streaming each board-budget artifact gets (frames = this / its median inference, at least
 #: BUDGET_MIN_FRAMES, at most --budget-frames), and what the four of them add to RESERVE_S.
 BUDGET_ROW_S, BUDGET_MIN_FRAMES, BUDGET_RESERVE_S = 75, 40, 360
+#: What the pruning section takes on the demo model (3 fine-tunes, 4 int8 conversions, 20 timed rounds).
+PRUNING_RESERVE_S = 300
 README = REPO / "README.md"
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
 
@@ -86,6 +88,8 @@ class Settings:
     streaming: bool = True  # bench/streaming.py: memory flat in the frames, streamed vs in-memory steps/s
     budget: bool = True  # the board-budget table: full-size int8 artifacts through run_camera.py, one process each
     budget_frames: int = 200
+    pruning: bool = True  # the pruning section (bench/pruning.py) on the demo model
+    pruning_epochs: int = 2
     jetson_efficiency: float = 0.30
     fma_units: int | None = None
     work: str | None = None
@@ -130,6 +134,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--no-budget", action="store_true", help="skip the board-budget table (bench/budget.py)")
     p.add_argument("--budget-frames", type=int, default=d.budget_frames,
                    help="frames per board-budget run (its soak slope is extrapolated to 5,000)")
+    p.add_argument("--no-pruning", action="store_true", help="skip the pruning section (dense vs channels vs 2:4)")
+    p.add_argument("--pruning-epochs", type=int, default=d.pruning_epochs,
+                   help="fine-tuning epochs of each pruned variant in the pruning section")
     p.add_argument("--jetson-efficiency", type=float, default=d.jetson_efficiency)
     p.add_argument("--fma-units", type=int, help="FMA units per core for the peak (default: 2)")
     p.add_argument("--work", help="keep models and artifacts here (default: a temporary folder)")
@@ -146,6 +153,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                     labels_output=not a.no_labels_output, profile=not a.no_profile, autoselect=not a.no_autoselect,
                     streaming=not a.no_streaming,
                     budget=not a.no_budget, budget_frames=a.budget_frames,
+                    pruning=not a.no_pruning, pruning_epochs=a.pruning_epochs,
                     jetson_efficiency=a.jetson_efficiency, fma_units=a.fma_units, work=a.work, out_dir=a.out_dir,
                     readme=not a.no_readme, reuse=a.reuse, budget_min=a.budget_min)
 
@@ -207,7 +215,10 @@ def _prepare_full(settings: Settings, work_dir: Path, out: dict) -> None:
     np.save(work_dir / "full_frames.npy", frames.inputs)
     np.save(work_dir / "full_labels.npy", frames.labels)
     calib = calibration_set(settings.full_data, size, settings.calib_frames)
+    from bench.pruning import channel_pruned_macs
+
     out["full"] = {"model": str(full), "trained": bool(settings.full_model), "macs": count_macs(model),
+                   "macs_channels_50": channel_pruned_macs(model, 0.5),
                    "index_memory": index_memory(model).to_json(), "num_classes": meta.num_classes,
                    "ignore_label": meta.ignore_label, "frames_source": frames.source, "size_bytes": full.stat().st_size,
                    "input_size": list(size), "alpha": meta.alpha, "calib_frames": len(calib)}
@@ -248,7 +259,8 @@ def _prepare_demo(settings: Settings, work_dir: Path, out: dict) -> None:
     calib = calibration_set(data, dsize, settings.demo_calib_frames)
     out["demo"] = {"model": str(demo), "trained": True, "macs": count_macs(load_model(demo)),
                    "num_classes": demo_meta.num_classes, "ignore_label": demo_meta.ignore_label,
-                   "frames_source": frames.source, "size_bytes": demo.stat().st_size, "input_size": list(dsize),
+                   "frames_source": frames.source, "data": str(data), "size_bytes": demo.stat().st_size,
+                   "input_size": list(dsize),
                    "alpha": demo_meta.alpha, "calib_frames": len(calib)}
     timed("demo model", started)
     started = time.perf_counter()
@@ -444,6 +456,17 @@ def _integrity(facts: dict) -> dict | None:
         return None
 
 
+def _pruning(demo: dict, settings: Settings, work: str) -> dict:
+    """bench/pruning.py's section on the demo model: dense vs channels 30% / 50% vs 2:4 (child process)."""
+    from bench.pruning import pruning_section
+
+    folder = Path(work) / "pruning"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = Path(demo["data"])
+    rows, text = pruning_section(Path(demo["model"]), data, folder, epochs=settings.pruning_epochs)
+    return {"rows": [r.to_json() for r in rows], "markdown": text}
+
+
 # --- 4. report ---------------------------------------------------------------------------------
 
 
@@ -602,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
         peaks = {"fp32": peak.fp32_gflops, "fp16": peak.fp32_gflops, "int8": peak.int8_gops}
         threads = max(settings.threads)
         rows: list[TableRow] = []
-        deadline = began + 60 * settings.budget_min - RESERVE_S - (BUDGET_RESERVE_S if settings.budget else 0)
+        deadline = (began + 60 * settings.budget_min - RESERVE_S - (BUDGET_RESERVE_S if settings.budget else 0)
+                    - (PRUNING_RESERVE_S if settings.pruning else 0))
 
         def budgeted(round_s: float) -> int:
             fit = int((deadline - time.perf_counter()) / max(round_s, 1e-3))
@@ -623,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         streaming = _streaming(work) if settings.streaming else None
         integrity = _integrity(facts["full"])
         budget = _budget(facts["full"], rows, settings, threads, work) if settings.budget else None
+        if settings.pruning:  # in a child process, as prepare: its TensorFlow memory goes with it
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                facts["pruning"] = pool.submit(_pruning, facts["demo"], settings, str(work)).result()
         extras = time.perf_counter()
     pooling = _pooling_rows(rows, threads) if settings.pooling else []
     results = _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetson_table, JETSON_SOURCES,
@@ -727,6 +754,13 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
     jetson = jetson_table(full["macs"], settings.jetson_efficiency)
     results.sections["Jetson Orin, on paper"] = jetson_markdown(jetson, full["macs"], settings.jetson_efficiency,
                                                                 sources)
+    if full.get("macs_channels_50"):
+        from bench.pruning import jetson_pruned_lines
+
+        results.sections["Jetson Orin, on paper"] += "\n\n" + jetson_pruned_lines(
+            full["macs"], full["macs_channels_50"], 0.5, settings.jetson_efficiency)
+    if "pruning" in facts:
+        results.sections[f"Pruning (demo model, {threads} threads)"] = facts["pruning"]["markdown"]
     results.extra["jetson"] = {"efficiency": settings.jetson_efficiency, "rows": jetson, "sources": list(sources)}
     results.extra["facts"] = facts
     results.goals = _goals(rows, pooling, facts, auto, saving, threads)

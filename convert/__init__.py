@@ -314,10 +314,9 @@ def _load_at_size(model_path: Path, metadata: ModelMetadata, size: tuple[int, ..
         return model
     if _is_qat_file(model_path):
         raise UsageError("--input-size cannot rebuild a QAT model; export it at its trained size")
-    from segnet_edge.models import ModelConfig, build_model
+    from segnet_edge.models import build_model, config_from_metadata
 
-    clone = build_model(ModelConfig(arch=metadata.arch, input_size=tuple(size), num_classes=metadata.num_classes,
-                                    alpha=metadata.alpha, unpool_mode=metadata.unpool_mode))
+    clone = build_model(config_from_metadata(metadata, input_size=tuple(size)))
     try:
         clone.set_weights(model.get_weights())
     except ValueError as exc:

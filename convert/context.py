@@ -206,11 +206,10 @@ def float_twin(qat_model, metadata: ModelMetadata, unpool_mode: str):
     --activations asymmetric`; TensorRT takes only zero point 0) and ONNX Runtime's own uint8 graph
     (convert/qat_ranges.py). A symmetric QAT model's TensorRT graph is its own (convert/qat_qdq.py).
     """
-    from segnet_edge.models import ModelConfig, build_model, drop_input_lrn
+    from segnet_edge.models import build_model, config_from_metadata, drop_input_lrn
     from segnet_edge.optimize.report import unwrap
 
-    model = build_model(ModelConfig(arch=metadata.arch, input_size=tuple(metadata.input_size),
-                                    num_classes=metadata.num_classes, alpha=metadata.alpha, unpool_mode=unpool_mode))
+    model = build_model(config_from_metadata(metadata, unpool_mode=unpool_mode))
     if metadata.normalization.lrn is not None:  # the QAT model starts after it (`quantize` moved it out)
         model = drop_input_lrn(model)[0]
 

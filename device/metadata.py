@@ -89,6 +89,8 @@ class ModelMetadata:
     arch: str = "segnet"
     alpha: float = 1.0
     unpool_mode: str = "onehot"
+    #: (conv layer name, output channels) where a channel-pruned model differs from alpha's widths; None: none do
+    widths: tuple[tuple[str, int], ...] | None = None
     output: str = "probabilities"  # or "labels": a uint8 label map computed inside the model
     input_quantization: TensorQuantization = field(default_factory=TensorQuantization)
     output_quantization: TensorQuantization = field(default_factory=TensorQuantization)
@@ -110,6 +112,7 @@ class ModelMetadata:
         data["palette"] = [list(c) for c in self.palette]
         data["input_size"] = list(self.input_size)
         data["normalization"] = self.normalization.to_json()
+        data["widths"] = None if self.widths is None else {name: int(w) for name, w in self.widths}
         return data
 
     def dumps(self) -> str:
@@ -132,6 +135,7 @@ class ModelMetadata:
             arch=str(data.get("arch", "segnet")),
             alpha=float(data.get("alpha", 1.0)),
             unpool_mode=str(data.get("unpool_mode", "onehot")),
+            widths=None if not data.get("widths") else tuple((str(k), int(v)) for k, v in dict(data["widths"]).items()),
             output=str(data.get("output", "probabilities")),
             input_quantization=TensorQuantization(**data.get("input_quantization", {})),
             output_quantization=TensorQuantization(**data.get("output_quantization", {})),

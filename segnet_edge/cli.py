@@ -30,7 +30,7 @@ _SUMMARIES = {
     "synth": "write a deterministic dataset of synthetic street scenes",
     "train": "train SegNet or SegNet-Basic on a dataset folder",
     "evaluate": "score a model: global / class accuracy, mIoU, confusion matrix",
-    "prune": "magnitude or 2:4 pruning with fine-tuning (tfmot)",
+    "prune": "channel pruning (smaller, faster dense model), magnitude or 2:4 pruning, with fine-tuning",
     "quantize": "quantization-aware training for int8 export (tfmot)",
     "calibrate": "build the representative set shared by every int8 exporter",
     "convert": "export TFLite / ONNX / TensorRT artifacts with a parity report",

@@ -10,7 +10,7 @@ Deliberate differences from the Caffe files, each for the edge:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from segnet_edge._tf import keras
 from segnet_edge.layers import LocalResponseNormalization, MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -30,12 +30,26 @@ class ModelConfig:
     num_classes: int = 11
     alpha: float = 1.0
     unpool_mode: str = "onehot"
+    #: Output channels per conv layer name where they differ from alpha's (a channel-pruned model,
+    #: segnet_edge.optimize.channels); None: every layer as alpha makes it.
+    widths: dict[str, int] | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def _width(filters: int, alpha: float) -> int:
+def config_from_metadata(metadata, **changes) -> ModelConfig:
+    """The ModelConfig a model file's metadata describes (a rebuild: another input size or unpool mode)."""
+    config = ModelConfig(arch=metadata.arch, input_size=tuple(metadata.input_size), num_classes=metadata.num_classes,
+                         alpha=metadata.alpha, unpool_mode=metadata.unpool_mode,
+                         widths=dict(metadata.widths) if getattr(metadata, "widths", None) else None)
+    return replace(config, **changes)
+
+
+def _width(filters: int, alpha: float, name: str = "", widths: dict[str, int] | None = None) -> int:
+    """A conv's output channels: its entry in `widths` (a channel-pruned model), else filters x alpha."""
+    if widths and name in widths:
+        return int(widths[name])
     return max(4, int(round(filters * alpha)))
 
 
@@ -69,6 +83,7 @@ def build_segnet(
     alpha: float = 1.0,
     unpool_mode: str = "onehot",
     weight_decay: float = 0.0,
+    widths: dict[str, int] | None = None,
 ) -> keras.Model:
     """VGG16 encoder (13 conv + BN + ReLU, 5 argmax pools), mirrored decoder, softmax."""
     check_input_size(input_size, len(VGG16_BLOCKS))
@@ -77,13 +92,14 @@ def build_segnet(
     skips = []
     for block, filters, convs in VGG16_BLOCKS:
         for conv in range(1, convs + 1):
-            x = _conv_bn(x, _width(filters, alpha), 3, f"block{block}_conv{conv}", weight_decay=weight_decay)
+            name = f"block{block}_conv{conv}"
+            x = _conv_bn(x, _width(filters, alpha, name, widths), 3, name, weight_decay=weight_decay)
         size = tuple(x.shape[1:3])
         x, indices = MaxPoolingWithArgmax2D(name=f"block{block}_pool")(x)
         skips.append((block, size, indices))
     # Decoder: each block's last conv reduces to the next (shallower) level's width;
     # the very last conv (conv1_1_D) gives the class scores with no BN and no ReLU.
-    widths = [filters for _, filters, _ in VGG16_BLOCKS]
+    level_filters = [filters for _, filters, _ in VGG16_BLOCKS]
     for (block, size, indices), (_, filters, convs) in zip(reversed(skips), reversed(VGG16_BLOCKS)):
         x = MaxUnpooling2D(size, mode=unpool_mode, name=f"block{block}_unpool")([x, indices])
         for conv in range(convs, 0, -1):
@@ -93,8 +109,8 @@ def build_segnet(
                     num_classes, 3, padding="same", kernel_initializer="he_normal", name=name
                 )(x)
             else:
-                out = widths[block - 2] if conv == 1 else filters
-                x = _conv_bn(x, _width(out, alpha), 3, name, weight_decay=weight_decay)
+                out = level_filters[block - 2] if conv == 1 else filters
+                x = _conv_bn(x, _width(out, alpha, name, widths), 3, name, weight_decay=weight_decay)
     outputs = keras.layers.Softmax(name="probabilities")(x)
     return keras.Model(inputs, outputs, name="segnet")
 
@@ -105,22 +121,23 @@ def build_segnet_basic(
     alpha: float = 1.0,
     unpool_mode: str = "onehot",
     weight_decay: float = 0.0,
+    widths: dict[str, int] | None = None,
 ) -> keras.Model:
     """Input LRN, 4 x (conv 7x7 + BN + ReLU + pool), 4 x (unpool + conv 7x7 + BN), 1x1 classifier."""
     levels = 4
     check_input_size(input_size, levels)
-    width = _width(64, alpha)
     inputs = keras.Input((*input_size, 3), name="image")
     x = LocalResponseNormalization(name="norm")(inputs)
     skips = []
     for level in range(1, levels + 1):
-        x = _conv_bn(x, width, 7, f"conv{level}", weight_decay=weight_decay)
+        x = _conv_bn(x, _width(64, alpha, f"conv{level}", widths), 7, f"conv{level}", weight_decay=weight_decay)
         size = tuple(x.shape[1:3])
         x, indices = MaxPoolingWithArgmax2D(name=f"pool{level}")(x)
         skips.append((level, size, indices))
     for level, size, indices in reversed(skips):
         x = MaxUnpooling2D(size, mode=unpool_mode, name=f"upsample{level}")([x, indices])
-        x = _conv_bn(x, width, 7, f"conv_decode{level}", relu=False, weight_decay=weight_decay)
+        x = _conv_bn(x, _width(64, alpha, f"conv_decode{level}", widths), 7, f"conv_decode{level}", relu=False,
+                     weight_decay=weight_decay)
     x = keras.layers.Conv2D(num_classes, 1, kernel_initializer="he_normal", name="conv_classifier")(x)
     outputs = keras.layers.Softmax(name="probabilities")(x)
     return keras.Model(inputs, outputs, name="segnet_basic")
@@ -145,6 +162,7 @@ def build_model(config: ModelConfig, weight_decay: float = 0.0) -> keras.Model:
         alpha=config.alpha,
         unpool_mode=config.unpool_mode,
         weight_decay=weight_decay,
+        widths=config.widths,
     )
 
 

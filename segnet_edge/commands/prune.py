@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from segnet_edge.cli_types import positive_int
 from segnet_edge.commands.finetune_args import add_finetune_arguments, config_from_args
 
-HELP = "magnitude or N:M (2:4) structured pruning with fine-tuning (tfmot); writes a plain .h5 and a JSON report"
+HELP = ("magnitude or N:M (2:4) structured pruning, or channel pruning into a smaller dense model (--channels), "
+        "with fine-tuning; writes a plain .h5 and a JSON report")
 
 
 def _fraction(text: str) -> float:
@@ -33,7 +35,7 @@ def _structured(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.optimize.config import PruneConfig
+    from segnet_edge.optimize.config import CHANNEL_CRITERIA, PruneConfig
 
     d = PruneConfig()
     parser.add_argument("model", metavar="MODEL", help="trained segnet-edge .h5 / .keras model (float)")
@@ -46,6 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Ampere / Orin sparse tensor cores)")
     parser.add_argument("--prune-classifier", action="store_true",
                         help="prune the final classifier conv too (kept dense by default)")
+    parser.add_argument("--channels", type=_fraction, default=d.channels, metavar="RATIO",
+                        help="channel pruning instead: remove this share of the filters of every coupled group "
+                             "(pool i's conv and the tensor unpool i receives as one) and write a smaller dense "
+                             "model, faster on every runtime; e.g. 0.5")
+    parser.add_argument("--channel-multiple", type=positive_int, default=d.channel_multiple, metavar="N",
+                        help=f"--channels keeps a multiple of N channels per group (default {d.channel_multiple}: "
+                             "2:4 pruning can follow on every conv)")
+    parser.add_argument("--criterion", choices=CHANNEL_CRITERIA, default=d.criterion,
+                        help=f"how --channels ranks filters: l1 (kernel L1 norm) or bn (batch norm |gamma|, "
+                             f"Network Slimming) (default {d.criterion})")
     add_finetune_arguments(parser, d, "fine-tuning")
 
 
@@ -55,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(PruneConfig, args)
     read_metadata(config.model)  # a missing or foreign model fails here, before TensorFlow loads
+    if config.channels is not None:
+        from segnet_edge.optimize.channel_prune import format_report, prune_channels
+
+        print(format_report(prune_channels(config)))
+        return 0
     from segnet_edge.optimize.prune import format_report, prune
 
     report = prune(config)

@@ -77,3 +77,17 @@ def start_finetuning(config, verb: str):
 def history_rows(history: dict) -> list[dict]:
     """Keras' {metric: [per epoch]} as [{metric: value} per epoch] for the JSON reports."""
     return [{k: float(v[i]) for k, v in history.items()} for i in range(len(next(iter(history.values()), [])))]
+
+
+def finetune(model, train_ds, data, config, steps_per_epoch: int, callbacks: list | None = None) -> dict:
+    """Compile `model` with the config's optimiser, decaying learning rate and the pixel loss, and fit it
+    for `config.epochs`: the fine-tuning QAT and channel pruning share. Returns Keras' history."""
+    from segnet_edge.losses import WeightedPixelCrossEntropy
+    from segnet_edge.train import make_optimizer, make_schedule
+
+    steps = steps_per_epoch * config.epochs
+    model.compile(optimizer=make_optimizer(config.optimizer, make_schedule(config.lr_schedule, config.lr, steps), 0.9,
+                                           0.0),
+                  loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label))
+    return model.fit(train_ds, epochs=config.epochs, verbose=2 if config.verbose else 0,
+                     callbacks=list(callbacks or [])).history

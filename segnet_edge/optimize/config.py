@@ -22,6 +22,9 @@ PRESERVE_SPARSITY = ("auto", "on", "off")
 #: graph from the QAT model's own ranges; asymmetric (tfmot's default): all 8 bits after a ReLU for TFLite and
 #: ONNX Runtime, but TensorRT's QDQ graph then has to be calibrated afresh, into ranges the model never trained on.
 ACTIVATION_RANGES = ("symmetric", "asymmetric")
+#: segnet_edge.optimize.channels.CRITERIA / DEFAULT_CRITERION without importing TensorFlow (a test keeps them equal).
+CHANNEL_CRITERIA = ("l1", "bn")
+DEFAULT_CHANNEL_CRITERION = "l1"
 #: segnet_edge.layers.UNPOOL_MODES without importing TensorFlow (a test keeps the two equal).
 UNPOOL_MODES = ("onehot", "select", "gather")
 _PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -99,6 +102,11 @@ class PruneConfig(FinetuneData):
     lr_schedule: str = "cosine"
     ramp: float = 0.5  # share of the fine-tuning steps over which sparsity rises to the target
     prune_classifier: bool = False
+    #: channel (filter) pruning instead: the share of each coupled group's channels removed, e.g. 0.5
+    channels: float | None = None
+    criterion: str = DEFAULT_CHANNEL_CRITERION  # how filters are ranked for --channels (CHANNEL_CRITERIA)
+    #: --channels keeps a multiple of this many channels per group: 4 lets 2:4 pruning follow on every conv
+    channel_multiple: int = 4
 
     @property
     def target_sparsity(self) -> float:
@@ -128,8 +136,23 @@ class PruneConfig(FinetuneData):
             raise UsageError(f"--sparsity must be between 0 and 1, exclusive, e.g. 0.5 (got {self.sparsity})")
         if not 0.0 < self.ramp <= 1.0:
             raise UsageError(f"ramp must be in (0, 1] (got {self.ramp})")
+        if self.criterion not in CHANNEL_CRITERIA:
+            raise UsageError(f"--criterion must be one of {', '.join(CHANNEL_CRITERIA)} (got {self.criterion!r})")
+        if self.channels is not None:
+            if not 0.0 < float(self.channels) < 1.0:
+                raise UsageError(f"--channels must be between 0 and 1, exclusive, e.g. 0.5 (got {self.channels})")
+            if self.structured or self.sparsity is not None:
+                raise UsageError(f"--channels and --{'structured' if self.structured else 'sparsity'} exclude each "
+                                 "other: prune channels first, then prune the smaller model's weights")
+            if self.channel_multiple < 1:
+                raise UsageError(f"--channel-multiple must be at least 1 (got {self.channel_multiple})")
+            if self.prune_classifier:
+                raise UsageError("--channels never prunes the classifier's outputs (they are the classes); "
+                                 "drop --prune-classifier")
 
     def to_json(self) -> dict:
+        if self.channels is not None:
+            return asdict(self)
         return {**asdict(self), "target_sparsity": self.target_sparsity}
 
 

@@ -180,12 +180,11 @@ def quantization_layout(qat_model: keras.Model) -> list[LayerQuantization]:
 
 def quantize(config: QATConfig) -> QATReport:
     """QAT-fine-tune `config.model` on `config.data`; save the QAT model and a JSON report beside it."""
-    from segnet_edge.losses import WeightedPixelCrossEntropy
     from segnet_edge.model_io import save_model
     from segnet_edge.models import with_unpool_mode
-    from segnet_edge.optimize.common import history_rows, start_finetuning
+    from segnet_edge.optimize.common import finetune, history_rows, start_finetuning
     from segnet_edge.optimize.prune import report_path
-    from segnet_edge.train import evaluate_miou, make_optimizer, make_schedule
+    from segnet_edge.train import evaluate_miou
 
     config.validate()
     started = time.perf_counter()
@@ -204,11 +203,7 @@ def quantize(config: QATConfig) -> QATReport:
     miou_float = evaluate_miou(model, data.val, data.info, norm, config.batch_size)
     qat = make_qat_model(model, preserve, symmetric=config.activations == "symmetric")
     layout = quantization_layout(qat)
-    steps = steps_per_epoch * config.epochs
-    qat.compile(optimizer=make_optimizer(config.optimizer, make_schedule(config.lr_schedule, config.lr, steps), 0.9,
-                                         0.0),
-                loss=WeightedPixelCrossEntropy(data.class_weights, data.info.ignore_label))
-    history = qat.fit(train_ds, epochs=config.epochs, verbose=2 if config.verbose else 0).history
+    history = finetune(qat, train_ds, data, config, steps_per_epoch)
     miou_qat = evaluate_miou(qat, data.val, data.info, norm, config.batch_size)
     after = sparsity_summary(qat)
     out = save_model(qat, config.out, metadata)
