@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 
-from segnet_edge.cli_types import parse_size
 from segnet_edge.data import synth
 from segnet_edge.data.synth import (
     CLASS_NAMES,
@@ -24,6 +23,7 @@ from segnet_edge.data.synth import (
     scene_rng,
     write_synth_dataset,
 )
+from segnet_edge.device.cli_core import parse_size
 from segnet_edge.device.errors import UsageError
 
 SIZE = (96, 128)

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from segnet_edge.calibration.representative import SOURCE_KINDS
-from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
+from segnet_edge.device.cli_core import non_negative_int, parse_size, positive_int
 
 HELP = "build the representative set (calib.npz) shared by every int8 exporter"
 
@@ -70,7 +70,8 @@ def _size(args: argparse.Namespace) -> tuple[int, int]:
         from pathlib import Path
 
         from segnet_edge.device.artifact_metadata import read_artifact_metadata
-        from segnet_edge.model_io import MODEL_SUFFIXES, read_metadata
+        from segnet_edge.model_io import read_metadata
+        from segnet_edge.vocabulary import MODEL_SUFFIXES
 
         read = read_metadata if Path(args.model).suffix in MODEL_SUFFIXES else read_artifact_metadata
         size = tuple(read(args.model).input_size)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
-from segnet_edge.convert.options import IO_DTYPES, OUTPUTS, RANGE_METHODS, TRT_INT8_MODES
+from segnet_edge.convert.options import IO_DTYPES, RANGE_METHODS, TRT_INT8_MODES
+from segnet_edge.device.cli_core import non_negative_int, parse_size, positive_int
+from segnet_edge.vocabulary import OUTPUTS
 
 HELP = "export TFLite / ONNX / TensorRT artifacts with a parity report that proves each one"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.cli_types import non_negative_int, parse_size
+from segnet_edge.device.cli_core import non_negative_int, parse_size
 
 HELP = "write a deterministic dataset of synthetic street scenes in the CamVid layout"
 
