@@ -18,3 +18,6 @@ UNPOOL_MODES = ("onehot", "select", "gather")
 MODEL_SUFFIXES = (".h5", ".keras")
 #: What a model (and its artifacts) output: class probabilities, or a uint8 label map.
 OUTPUTS = ("probabilities", "labels")
+#: How `prune --channels` ranks filters, and the default.
+CHANNEL_CRITERIA = ("l1", "bn")
+DEFAULT_CHANNEL_CRITERION = "l1"
