@@ -32,7 +32,7 @@ bench: install
 
 # Hostile files, broken inputs, SIGKILLs, full disks, stalled streams: one table (make test runs a short form).
 reliability: install
-	$(BIN)/python -m segnet_edge.reliability
+	$(BIN)/python -m tools.reliability
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info

@@ -66,7 +66,7 @@ def _int8_weight_entropy(content: bytes) -> tuple[float, int]:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from segnet_edge.cli_types import parse_size
+    from segnet_edge.device.cli_core import parse_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="trained float segnet-edge model (default: train one)")

@@ -317,7 +317,7 @@ def _train_small(work: Path, arch: str, size: tuple[int, int], alpha: float, epo
 
 
 def main(argv: list[str] | None = None) -> int:
-    from segnet_edge.cli_types import parse_size
+    from segnet_edge.device.cli_core import parse_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("section", "targets", "criteria"))

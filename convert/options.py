@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from segnet_edge.device.errors import UsageError
+from segnet_edge.vocabulary import OUTPUTS
 
 IO_DTYPES = ("int8", "uint8")
-OUTPUTS = ("probabilities", "labels")  # segnet_edge.models.OUTPUTS, without importing TensorFlow
 TRT_INT8_MODES = ("qdq", "calibrator")
 #: How each activation's int8 range is picked from the calibration frames (`--onnx-calib`, `--tflite-calib`).
 #: Percentile clips the rare outliers that would otherwise stretch the range of a whole tensor: on the

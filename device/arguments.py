@@ -9,28 +9,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from segnet_edge.device.cli_core import non_negative_int, number, positive_int
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.pipeline import stall_after
 from segnet_edge.device.session import RunConfig, with_given
 
 BACKEND_NAMES = ("litert", "onnxruntime", "tensorrt")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
@@ -40,19 +24,19 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
     parser.add_argument("--backend", choices=(*BACKEND_NAMES, "auto"),
                         help="override the backend the file extension picks; auto: time each MODEL (folders: "
                         "their artifacts) briefly and stream the fastest")
-    parser.add_argument("--frames", type=_positive_int, help="stop after N frames, warm-up included "
+    parser.add_argument("--frames", type=non_negative_int, help="stop after N frames, warm-up included "
                         f"(default: {defaults.pipeline.frames or 'until the source ends'})")
-    parser.add_argument("--warmup", type=_positive_int,
+    parser.add_argument("--warmup", type=non_negative_int,
                         help=f"frames left out of the summary (default: {defaults.pipeline.warmup})")
-    parser.add_argument("--threads", type=_positive_int, help="CPU threads for the runtime (XNNPACK / ORT)")
+    parser.add_argument("--threads", type=non_negative_int, help="CPU threads for the runtime (XNNPACK / ORT)")
     parser.add_argument("--providers", help="ONNX Runtime execution providers, comma separated, in order")
-    parser.add_argument("--gpu", type=_positive_int, help="CUDA device index (TensorRT)")
+    parser.add_argument("--gpu", type=non_negative_int, help="CUDA device index (TensorRT)")
     parser.add_argument("--no-verify", action="store_true", help="skip the model file's SHA-256 check against the "
                         "digest recorded at conversion (starts faster; damage then goes unnoticed)")
-    parser.add_argument("--width", type=_positive_int, help="capture width (cameras, csi://, synthetic)")
-    parser.add_argument("--height", type=_positive_int, help="capture height")
-    parser.add_argument("--fps", type=_float, help="capture frame rate")
-    parser.add_argument("--timeout", type=_float, metavar="SECONDS",
+    parser.add_argument("--width", type=positive_int, help="capture width (cameras, csi://, synthetic)")
+    parser.add_argument("--height", type=positive_int, help="capture height")
+    parser.add_argument("--fps", type=number, help="capture frame rate")
+    parser.add_argument("--timeout", type=number, metavar="SECONDS",
                         help="a network stream silent this long is lost and reconnected; a read blocked for "
                         "3x this + 1 s is abandoned for a fresh connection (OpenCV builds without read timeouts, "
                         "e.g. JetPack 4, GStreamer) "
@@ -64,18 +48,18 @@ def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -
 
 def add_output_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
     """Annotated outputs and robustness flags (run_camera only)."""
-    parser.add_argument("--alpha", type=_float, help=f"overlay opacity, 0..1 (default: {defaults.pipeline.alpha})")
+    parser.add_argument("--alpha", type=number, help=f"overlay opacity, 0..1 (default: {defaults.pipeline.alpha})")
     parser.add_argument("--no-legend", action="store_true", help="no class legend on the frames")
     parser.add_argument("--display", action="store_true", help="show the annotated stream in a window")
     parser.add_argument("--save-video", metavar="PATH", help="write the annotated stream (.avi, .mp4, .mkv)")
     parser.add_argument("--save-masks", metavar="DIR", help="write one label PNG per frame")
     parser.add_argument("--jsonl", metavar="PATH", help="per-frame JSON lines (relative: inside --out; - for "
                         f"stdout; none to disable; default: {defaults.jsonl})")
-    parser.add_argument("--retries", type=_positive_int, help="reconnect attempts when a live source drops "
+    parser.add_argument("--retries", type=non_negative_int, help="reconnect attempts when a live source drops "
                         f"(default: {defaults.pipeline.retries})")
-    parser.add_argument("--retry-delay", type=_float, help="first reconnect delay in seconds, doubling "
+    parser.add_argument("--retry-delay", type=number, help="first reconnect delay in seconds, doubling "
                         f"(default: {defaults.pipeline.retry_delay_s})")
-    parser.add_argument("--queue-size", type=_positive_int, help="capture queue length for files "
+    parser.add_argument("--queue-size", type=positive_int, help="capture queue length for files "
                         f"(default: {defaults.pipeline.queue_size})")
 
 

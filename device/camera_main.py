@@ -6,27 +6,18 @@ drops for good, or is stopped with Ctrl-C / SIGTERM still writes its report.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from segnet_edge.device.arguments import add_output_arguments, add_stream_arguments, config_from_args
-from segnet_edge.device.errors import UsageError
+from segnet_edge.device.cli_core import OneLineParser, run_guarded
 from segnet_edge.device.reports import markdown_table
 from segnet_edge.device.session import RunConfig, run_session
-from segnet_edge.device.sources import redact
 
 PROG = "run_camera"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit code 2)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {redact(message)} (see --help)\n")
-
-
-def build_parser() -> _Parser:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("-m", "--model", required=True, help="a .tflite, .onnx or .engine file from segnet-edge convert")
     add_stream_arguments(parser, RunConfig())
     add_output_arguments(parser, RunConfig())
@@ -35,19 +26,12 @@ def build_parser() -> _Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args, RunConfig())
-        result = run_session([args.model], config)
-    except UsageError as exc:
-        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a disk or device failed under us (written outputs raise OutputError)
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{PROG}: error: {redact(where + (exc.strerror or str(exc)))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: aborted", file=sys.stderr)
-        return 130
+    return run_guarded(PROG, lambda: _run(args))
+
+
+def _run(args) -> int:
+    config = config_from_args(args, RunConfig())
+    result = run_session([args.model], config)
     report = result.report
     print(markdown_table(report), end="")
     for model in report.models:

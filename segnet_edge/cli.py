@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from segnet_edge import __version__
-from segnet_edge.device.errors import UsageError
+from segnet_edge.device.cli_core import EXIT_USAGE, OneLineParser, run_guarded
 
 #: subcommand -> module. Adding a command is one module and one line here.
 COMMANDS: dict[str, str] = {
@@ -38,20 +38,6 @@ _SUMMARIES = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line with exit code 2."""
-
-    def error(self, message: str):  # noqa: D401
-        self.exit(2, f"{self.prog}: error: {_redact(message)} (see --help)\n")
-
-
-def _redact(text: str) -> str:
-    """Credentials in stream URLs never reach the terminal (imported lazily: numpy comes with it)."""
-    from segnet_edge.device.sources import redact
-
-    return redact(text)
-
-
 def _module_available(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -60,9 +46,9 @@ def _module_available(name: str) -> bool:
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="segnet-edge", description="SegNet from training to a camera on an embedded GPU.")
+    parser = OneLineParser(prog="segnet-edge", description="SegNet from training to a camera on an embedded GPU.")
     parser.add_argument("--version", action="version", version=f"segnet-edge {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, module_name in COMMANDS.items():
         if name == chosen and _module_available(module_name):
@@ -81,23 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     if not hasattr(args, "_run"):
         print(f"segnet-edge: error: `{args.command}` needs optional packages that are not installed "
               "(pip install 'segnet-edge[all]')", file=sys.stderr)
-        return 2
-    try:
-        return int(args._run(args) or 0)
-    except UsageError as exc:
-        print(f"segnet-edge {args.command}: error: {_redact(str(exc))}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the disk, a permission or a device failed under us: one line, not a traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"segnet-edge {args.command}: error: {_redact(where + (exc.strerror or str(exc)))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"segnet-edge {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_USAGE
+    return run_guarded(f"segnet-edge {args.command}", lambda: args._run(args))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ the unpooling's GATHER / ONE_HOT widen the indices back to int32 anyway
 from __future__ import annotations
 
 from segnet_edge._tf import keras, tf
-
-#: How the unpooling layer expands indices to a 2x2 mask; an exporter may pick per runtime.
-UNPOOL_MODES = ("onehot", "select", "gather")
+from segnet_edge.vocabulary import UNPOOL_MODES
 
 #: The dtype the pooling layer stores its window indices in: "int32" (ARG_MAX's own output, the default)
 #: or "uint8" (1 byte per index, 4x fewer bytes alive between pool and unpool). Same values either way.

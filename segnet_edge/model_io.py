@@ -25,8 +25,8 @@ from segnet_edge.device import integrity
 from segnet_edge.device.errors import IntegrityError
 from segnet_edge.device.metadata import METADATA_KEY, ModelMetadata
 from segnet_edge.errors import ModelFileError
+from segnet_edge.vocabulary import MODEL_SUFFIXES
 
-MODEL_SUFFIXES = (".h5", ".keras")
 _KERAS_ZIP_ENTRY = "segnet_edge.json"
 #: What to do about a Keras file whose digest does not match, or that has none.
 _REMEDY = "copy it again from where it was trained, or train / prune / quantize it again"

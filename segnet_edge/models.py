@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 from segnet_edge._tf import keras
 from segnet_edge.layers import LocalResponseNormalization, MaxPoolingWithArgmax2D, MaxUnpooling2D
-
-ARCHITECTURES = ("segnet", "segnet-basic")
+from segnet_edge.vocabulary import ARCHITECTURES
 
 #: VGG16's encoder: (block, filters, convs). Layer names match keras.applications.VGG16.
 VGG16_BLOCKS = ((1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3))
@@ -194,10 +193,6 @@ def _rebuilt(model: keras.Model, config: dict) -> keras.Model:
     clone = keras.Model.from_config(config, custom_objects=CUSTOM_OBJECTS)
     clone.set_weights(model.get_weights())
     return clone
-
-
-#: What a model (and its artifacts) output: class probabilities, or a uint8 label map.
-OUTPUTS = ("probabilities", "labels")
 
 
 def with_label_output(model: keras.Model) -> keras.Model:

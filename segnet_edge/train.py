@@ -30,13 +30,12 @@ from segnet_edge.metrics import accumulate_confusion, scores
 from segnet_edge.model_io import save_model
 from segnet_edge.models import ModelConfig
 from segnet_edge.train_config import (  # noqa: F401
-    LR_SCHEDULES,
-    OPTIMIZERS,
     REFERENCE_LR,
     STRATEGIES,
     TrainConfig,
     default_lr,
 )
+from segnet_edge.vocabulary import ARCHITECTURES, LR_SCHEDULES, OPTIMIZERS
 
 
 @dataclass
@@ -344,7 +343,7 @@ def train(config: TrainConfig) -> TrainResult:
         raise UsageError(f"{out}: is a file; give a folder for --out")
     if config.freeze_encoder and not config.vgg_weights and not config.resume:
         raise UsageError("--freeze-encoder needs --vgg-weights (freezing a random encoder is pointless)")
-    from segnet_edge.models import ARCHITECTURES, check_input_size
+    from segnet_edge.models import check_input_size
 
     if config.arch not in ARCHITECTURES:
         raise UsageError(f"unknown --arch {config.arch!r}; use one of {', '.join(ARCHITECTURES)}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("constant", "cosine", "poly")
 #: Base learning rates from the authors' solver files (SGD).
 REFERENCE_LR = {"segnet": 0.001, "segnet-basic": 0.1}
 #: Adam's base learning rate, for either architecture.

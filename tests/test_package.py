@@ -50,6 +50,17 @@ def test_base_install_has_no_tensorflow_and_extras_pin_the_tested_lines():
     assert "scripts" in project and project["scripts"]["segnet-edge"] == "segnet_edge.cli:main"
 
 
+def test_the_wheel_ships_every_package_folder_and_no_development_tool():
+    """A subpackage left out of pyproject is missing from the wheel; tools/ (the fault injector) must stay out."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {(REPO / folder).resolve() for folder in setuptools["package-dir"].values()}
+    shipped = {init.parent.resolve() for top in folders for init in top.rglob("__init__.py")}
+    listed = {(REPO / folder).resolve() for name, folder in setuptools["package-dir"].items()
+              if name in setuptools["packages"]}
+    assert shipped == listed, sorted(str(p.relative_to(REPO)) for p in shipped ^ listed)
+    assert not any(p.is_relative_to(REPO / "tools") for p in listed) and (REPO / "tools" / "reliability").is_dir()
+
+
 def test_top_level_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0

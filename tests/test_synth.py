@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 
-from segnet_edge.cli_types import parse_size
 from segnet_edge.data import synth
 from segnet_edge.data.synth import (
     CLASS_NAMES,
@@ -24,6 +23,7 @@ from segnet_edge.data.synth import (
     scene_rng,
     write_synth_dataset,
 )
+from segnet_edge.device.cli_core import parse_size
 from segnet_edge.device.errors import UsageError
 
 SIZE = (96, 128)
@@ -179,7 +179,7 @@ def test_failure_leaves_no_partial_output(tmp_path, monkeypatch):
             raise RuntimeError("disk on fire")
         return render_scene(rng, size)
 
-    monkeypatch.setattr(synth, "render_scene", broken)
+    monkeypatch.setattr("segnet_edge.data.synth.writer.render_scene", broken)  # the writer renders each scene
     with pytest.raises(RuntimeError):
         write_synth_dataset(out, SynthConfig(count=4, size=(32, 32), seed=9), overwrite=True, progress=False)
     assert _files(out) == before

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
-from segnet_edge.calibration.representative import SOURCE_KINDS
-from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
+from segnet_edge.calibration.representative import SOURCE_KINDS, CalibrationRecipe
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
+from segnet_edge.device.cli_core import non_negative_int, parse_size, positive_int
 
 HELP = "build the representative set (calib.npz) shared by every int8 exporter"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # Defaults live in CalibrationRecipe; None here means "the recipe's default".
+    # Defaults live in CalibrationRecipe; None here means "the recipe's default", which the help quotes.
+    d = {f.name: f.default for f in fields(CalibrationRecipe)}
     parser.add_argument("--source", required=True, metavar="SRC",
                         help="a dataset folder (or list file), a folder of images, or a video file")
     size = parser.add_mutually_exclusive_group()
@@ -24,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="take the input size from this model (.h5/.keras) or converted artifact")
     parser.add_argument("--out", default="calib.npz", metavar="FILE", help="where to store the set (default calib.npz)")
     parser.add_argument("--count", type=positive_int, default=None, metavar="N",
-                        help="calibration frames (default 200); fewer available is an error")
+                        help=f"calibration frames (default {d['count']}); fewer available is an error")
     parser.add_argument("--holdout", type=non_negative_int, default=None, metavar="M",
-                        help="extra frames set aside for convert's parity check (default 8)")
+                        help=f"extra frames set aside for convert's parity check (default {d['holdout']})")
     parser.add_argument("--seed", type=non_negative_int, default=None, metavar="S",
-                        help="the same seed picks the same frames (default 0)")
-    parser.add_argument("--split", default=None, metavar="NAME", help="dataset split to read (default train)")
+                        help=f"the same seed picks the same frames (default {d['seed']})")
+    parser.add_argument("--split", default=None, metavar="NAME", help=f"dataset split to read (default {d['split']})")
     parser.add_argument("--kind", choices=SOURCE_KINDS, default=None,
                         help="what SRC is (default: detected)")
     parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=None,
@@ -70,7 +72,8 @@ def _size(args: argparse.Namespace) -> tuple[int, int]:
         from pathlib import Path
 
         from segnet_edge.device.artifact_metadata import read_artifact_metadata
-        from segnet_edge.model_io import MODEL_SUFFIXES, read_metadata
+        from segnet_edge.model_io import read_metadata
+        from segnet_edge.vocabulary import MODEL_SUFFIXES
 
         read = read_metadata if Path(args.model).suffix in MODEL_SUFFIXES else read_artifact_metadata
         size = tuple(read(args.model).input_size)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.cli_types import non_negative_int, parse_size, positive_int
-from segnet_edge.convert.options import IO_DTYPES, OUTPUTS, RANGE_METHODS, TRT_INT8_MODES
+from segnet_edge.convert.options import IO_DTYPES, RANGE_METHODS, TRT_INT8_MODES, ConvertOptions
+from segnet_edge.device.cli_core import non_negative_int, parse_size, positive_int
+from segnet_edge.vocabulary import OUTPUTS
 
 HELP = "export TFLite / ONNX / TensorRT artifacts with a parity report that proves each one"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Defaults are None here and live in ConvertOptions (one place); the help text quotes them.
+    d = ConvertOptions()
     parser.add_argument("model", nargs="?", metavar="MODEL", help=".h5 or .keras model written by segnet-edge")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: MODEL_STEM_export/ next to the model)")
     parser.add_argument("--formats", nargs="+", metavar="F",
@@ -23,42 +25,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="dataset, image folder or video to build the calibration set from (saved as OUT/calib.npz)")
     parser.add_argument("--calib-count", type=positive_int, metavar="N",
                         help="--calib-data frames (default: up to 200)")
-    parser.add_argument("--calib-split", metavar="NAME", help="--calib-data dataset split (default train)")
+    parser.add_argument("--calib-split", metavar="NAME", help=f"--calib-data dataset split (default {d.calib_split})")
     parser.add_argument("--onnx-calib", choices=RANGE_METHODS,
-                        help="QDQ activation ranges: percentile (default; clips rare outliers) or min/max")
+                        help=f"QDQ activation ranges: percentile (clips rare outliers) or min/max (default {d.onnx_calib})")
     parser.add_argument("--onnx-calib-percentile", type=float, metavar="P",
-                        help="--onnx-calib percentile's range cover (default 99.99)")
+                        help=f"--onnx-calib percentile's range cover (default {d.onnx_calib_percentile:g})")
     parser.add_argument("--tflite-calib", choices=RANGE_METHODS,
-                        help="int8 TFLite activation ranges: percentile (default; clips rare outliers) or min/max "
-                             "(the converter's own)")
+                        help="int8 TFLite activation ranges: percentile (clips rare outliers) or min/max "
+                             f"(the converter's own) (default {d.tflite_calib})")
     parser.add_argument("--tflite-calib-percentile", type=float, metavar="P",
-                        help="--tflite-calib percentile's range cover (default 99.99)")
+                        help=f"--tflite-calib percentile's range cover (default {d.tflite_calib_percentile:g})")
     parser.add_argument("--no-equalize", dest="equalize", action="store_false", default=None,
                         help="keep the model's own per-channel activation scales (default: equalize them on the "
                              "calibration frames, the same float function with finer int8 steps)")
     parser.add_argument("--eval-data", metavar="DIR", help="labelled dataset for parity (default: the calibration "
                                                           "set's held-out frames)")
-    parser.add_argument("--eval-split", metavar="NAME", help="--eval-data split (default val)")
-    parser.add_argument("--parity-frames", type=positive_int, metavar="N", help="frames per parity check (default 8)")
+    parser.add_argument("--eval-split", metavar="NAME", help=f"--eval-data split (default {d.eval_split})")
+    parser.add_argument("--parity-frames", type=positive_int, metavar="N", help="frames per parity check "
+                        f"(default {d.parity_frames})")
     parser.add_argument("--input-size", type=parse_size, metavar="HxW",
                         help="export at another size than the model was trained at (fully convolutional)")
     parser.add_argument("--io", dest="io_dtype", choices=IO_DTYPES,
-                        help="input/output type of the full-integer TFLite model (default int8)")
+                        help=f"input/output type of the full-integer TFLite model (default {d.io_dtype})")
     parser.add_argument("--output", choices=OUTPUTS,
                         help="model output: class probabilities (default) or a uint8 label map, the argmax "
                         "inside the model (the board skips its own)")
-    parser.add_argument("--batch", type=positive_int, metavar="N", help="static batch of ONNX and engines (default 1)")
+    parser.add_argument("--batch", type=positive_int, metavar="N", help="static batch of ONNX and engines "
+                        f"(default {d.batch})")
     parser.add_argument("--opset", type=int, metavar="N",
                         help="ONNX opset (default 17, or 13 for --trt-version below 8.5)")
     parser.add_argument("--trt-version", metavar="X.Y",
-                        help="TensorRT on the target (default 8.6; JetPack 4.6 has 8.2, JetPack 5.1 has 8.5)")
+                        help=f"TensorRT on the target (default {d.trt_version}; JetPack 4.6 has 8.2, JetPack 5.1 has 8.5)")
     parser.add_argument("--trt-int8", choices=TRT_INT8_MODES,
-                        help="int8 engine from the QDQ graph (default) or the entropy calibrator + cache")
+                        help=f"int8 engine from the QDQ graph or the entropy calibrator + cache (default {d.trt_int8})")
     parser.add_argument("--workspace", dest="workspace_mib", type=positive_int, metavar="MIB",
-                        help="TensorRT builder workspace limit in MiB (default 1024)")
+                        help=f"TensorRT builder workspace limit in MiB (default {d.workspace_mib})")
     parser.add_argument("--sparsity", action="store_true", default=None,
                         help="let TensorRT use 2:4 sparse weights (pruned models on Ampere/Orin)")
-    parser.add_argument("--seed", type=non_negative_int, help="--calib-data frame choice (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, help=f"--calib-data frame choice (default {d.seed})")
     parser.add_argument("--unsafe-load", action="store_true", default=None,
                         help="load a model with Lambda layers or unknown classes (only files you trust)")
     parser.add_argument("--list-formats", action="store_true", help="print the formats and exit")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from segnet_edge.cli_types import positive_int
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES, INPUT_PIPELINES
+from segnet_edge.device.cli_core import positive_int
 
 HELP = ("score a model or a converted artifact on a dataset split: global / class accuracy, mIoU, per-class IoU, "
         "confusion matrix")

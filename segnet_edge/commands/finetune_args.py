@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from segnet_edge.cli_types import positive_float, positive_int
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES
+from segnet_edge.device.cli_core import positive_float, positive_int
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser, defaults, what: str) -> None:
@@ -13,7 +13,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser, defaults, what: str)
 
     `defaults` is the command's config dataclass instance (PruneConfig / QATConfig): one place for defaults.
     """
-    from segnet_edge.optimize.config import LR_SCHEDULES, OPTIMIZERS
+    from segnet_edge.vocabulary import LR_SCHEDULES, OPTIMIZERS
 
     d = defaults
     parser.add_argument("--data", required=True, help="dataset to fine-tune and validate on (the training data)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.cli_types import positive_int
 from segnet_edge.commands.finetune_args import add_finetune_arguments, config_from_args
+from segnet_edge.device.cli_core import positive_int
 
 HELP = ("magnitude or N:M (2:4) structured pruning, or channel pruning into a smaller dense model (--channels), "
         "with fine-tuning; writes a plain .h5 and a JSON report")

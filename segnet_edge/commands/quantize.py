@@ -12,7 +12,8 @@ HELP = ("quantization-aware training (tfmot int8, custom layers included; prune-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.optimize.config import ACTIVATION_RANGES, PRESERVE_SPARSITY, UNPOOL_MODES, QATConfig
+    from segnet_edge.optimize.config import ACTIVATION_RANGES, PRESERVE_SPARSITY, QATConfig
+    from segnet_edge.vocabulary import UNPOOL_MODES
 
     d = QATConfig()
     parser.add_argument("model", metavar="MODEL", help="trained (optionally pruned) float segnet-edge model")

@@ -5,18 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.cli_types import non_negative_int, parse_size
+from segnet_edge.device.cli_core import non_negative_int, parse_size
 
 HELP = "write a deterministic dataset of synthetic street scenes in the CamVid layout"
+#: Training scenes when --count is not given (SynthConfig has no default: a library caller says how many).
+DEFAULT_COUNT = 100
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segnet_edge.data.synth import MIN_SIZE, SynthConfig
+
+    d = SynthConfig(count=DEFAULT_COUNT)
     parser.add_argument("out", metavar="OUT", help="dataset folder to create (must not exist, or be empty)")
-    parser.add_argument("--count", type=int, default=100, metavar="N", help="training scenes (default 100)")
-    parser.add_argument("--size", type=parse_size, default=(96, 128), metavar="HxW",
-                        help="scene size in pixels, at least 32x32 (default 96x128)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="the same seed writes byte-identical files (default 0)")
+    parser.add_argument("--count", type=int, default=d.count, metavar="N", help=f"training scenes (default {d.count})")
+    parser.add_argument("--size", type=parse_size, default=d.size, metavar="HxW",
+                        help=f"scene size in pixels, at least {MIN_SIZE}x{MIN_SIZE} (default {d.size[0]}x{d.size[1]})")
+    parser.add_argument("--seed", type=non_negative_int, default=d.seed, metavar="S",
+                        help=f"the same seed writes byte-identical files (default {d.seed})")
     parser.add_argument("--val-count", type=non_negative_int, default=None, metavar="M",
                         help="validation scenes (default max(1, N // 4))")
     parser.add_argument("--test-count", type=non_negative_int, default=None, metavar="M",

@@ -5,21 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from segnet_edge.cli_types import parse_size, positive_float, positive_int
 from segnet_edge.data.loader import BAD_SAMPLE_POLICIES, IN_MEMORY_LIMIT_BYTES, INPUT_PIPELINES
+from segnet_edge.device.cli_core import parse_size, positive_float, positive_int
 
 HELP = "train SegNet or SegNet-Basic on a dataset folder (best checkpoint by validation mIoU)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segnet_edge.train_config import LR_SCHEDULES, OPTIMIZERS, RECIPES, STRATEGIES, TrainConfig
+    from segnet_edge.train_config import RECIPES, STRATEGIES, TrainConfig
+    from segnet_edge.vocabulary import ARCHITECTURES, LR_SCHEDULES, OPTIMIZERS
 
     d = TrainConfig()
     # A setting a recipe decides is left out of the namespace unless given (SUPPRESS), so the flag wins over it.
     unset = argparse.SUPPRESS
     parser.add_argument("--data", required=True, help="dataset folder (train.txt/val.txt, or images/ + labels/)")
     parser.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
-    parser.add_argument("--arch", choices=("segnet", "segnet-basic"), default=d.arch)
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=d.arch)
     parser.add_argument("--alpha", type=positive_float, default=d.alpha, help="width multiplier")
     parser.add_argument("--input-size", type=parse_size, default=d.input_size, metavar="HxW",
                         help="network input size (default 360x480, CamVid's)")

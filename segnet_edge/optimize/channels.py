@@ -41,11 +41,11 @@ import numpy as np
 from segnet_edge._tf import keras
 from segnet_edge.device.errors import UsageError
 from segnet_edge.layers import ClassLabels, LocalResponseNormalization, MaxPoolingWithArgmax2D, MaxUnpooling2D
+from segnet_edge.vocabulary import CHANNEL_CRITERIA, DEFAULT_CHANNEL_CRITERION
 
 #: How filters are ranked: L1 norm of the conv filter (Li et al. 2017), or |gamma| of the batch norm after
 #: it (Liu et al. 2017, Network Slimming). Default: what kept more mIoU in a measurement (docs/pruning.md).
-CRITERIA = ("l1", "bn")
-DEFAULT_CRITERION = "l1"
+CRITERIA, DEFAULT_CRITERION = CHANNEL_CRITERIA, DEFAULT_CHANNEL_CRITERION
 
 #: Layers a channel passes through unchanged, index by index.
 _CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation, keras.layers.Dropout,

@@ -12,21 +12,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from segnet_edge.device.errors import DataError, UsageError
+from segnet_edge.vocabulary import (
+    CHANNEL_CRITERIA,
+    DEFAULT_CHANNEL_CRITERION,
+    LR_SCHEDULES,
+    MODEL_SUFFIXES,
+    OPTIMIZERS,
+    UNPOOL_MODES,
+)
 
-MODEL_SUFFIXES = (".h5", ".keras")
-OPTIMIZERS = ("adam", "sgd")
-#: segnet_edge.train.LR_SCHEDULES without importing TensorFlow (a test keeps the two equal).
-LR_SCHEDULES = ("constant", "cosine", "poly")
 PRESERVE_SPARSITY = ("auto", "on", "off")
 #: QAT activation ranges. symmetric: zero point 0, the only int8 TensorRT takes, so `convert` builds the QDQ
 #: graph from the QAT model's own ranges; asymmetric (tfmot's default): all 8 bits after a ReLU for TFLite and
 #: ONNX Runtime, but TensorRT's QDQ graph then has to be calibrated afresh, into ranges the model never trained on.
 ACTIVATION_RANGES = ("symmetric", "asymmetric")
-#: segnet_edge.optimize.channels.CRITERIA / DEFAULT_CRITERION without importing TensorFlow (a test keeps them equal).
-CHANNEL_CRITERIA = ("l1", "bn")
-DEFAULT_CHANNEL_CRITERION = "l1"
-#: segnet_edge.layers.UNPOOL_MODES without importing TensorFlow (a test keeps the two equal).
-UNPOOL_MODES = ("onehot", "select", "gather")
 _PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
 

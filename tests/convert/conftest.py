@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+from segnet_edge.vocabulary import ARCHITECTURES
 from tests.conftest import run_cli
 
 INPUT_SIZE = (32, 48)
@@ -81,10 +82,6 @@ def model_metadata(**changes):
     return ModelMetadata(**{**fields, **changes})
 
 
-#: Every convert test that takes the fitted model runs on both architectures, so neither can regress silently.
-ARCHITECTURES = ("segnet", "segnet-basic")
-
-
 @dataclass(frozen=True)
 class ArchFacts:
     """What the tests expect of each architecture's graph."""
@@ -103,6 +100,7 @@ def facts(model_path: Path) -> ArchFacts:
     return ARCH_FACTS[read_metadata(model_path).arch]
 
 
+#: Every convert test that takes the fitted model runs on every architecture, so none can regress silently.
 @pytest.fixture(scope="session", params=ARCHITECTURES)
 def trained_model(request, tmp_path_factory, scene_dataset) -> Path:
     """SegNet or SegNet-Basic 32x48, alpha 0.25, 4 classes, fitted on 128 scenes for 10 epochs (~20 s on 2 cores,

@@ -164,6 +164,7 @@ class _OneShotMjpeg(http.server.BaseHTTPRequestHandler):
 
 
 def test_stream_that_drops_is_retried_then_ends_with_report(artifacts, tmp_path):
+    _OneShotMjpeg.served.clear()  # one stream per test: the class-level flag outlives the previous architecture
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneShotMjpeg)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://viewer:hunter2@127.0.0.1:{server.server_address[1]}/stream.mjpg"

@@ -152,7 +152,7 @@ def test_a_real_stream_stuck_in_opencv_goes_on_over_a_fresh_capture(artifacts):
     """The same through OpenCV: an MJPEG camera on 127.0.0.1 whose first connection hangs mid-stream while
     FFmpeg's own read timeout is far off (as with no timeout at all); a second cv2.VideoCapture is opened
     while the first is still blocked in grab(), and the stream goes on from it."""
-    from segnet_edge.reliability.streams import FRAMES, camera
+    from tools.reliability.streams import FRAMES, camera
 
     frames = FRAMES + 6
     with camera("stall-once") as url:

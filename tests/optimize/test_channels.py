@@ -117,9 +117,8 @@ def _source_conv(model, conv: str) -> str | None:
 
 
 def test_criteria_and_defaults_are_spelled_once():
-    from segnet_edge.optimize.config import CHANNEL_CRITERIA, DEFAULT_CHANNEL_CRITERION, PruneConfig
+    from segnet_edge.optimize.config import PruneConfig
 
-    assert CHANNEL_CRITERIA == CRITERIA and DEFAULT_CHANNEL_CRITERION == DEFAULT_CRITERION
     assert PruneConfig().criterion == DEFAULT_CRITERION
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segnet_edge.device.errors import UsageError
-from segnet_edge.optimize.config import UNPOOL_MODES, PruneConfig, QATConfig, parse_structured
+from segnet_edge.optimize.config import PruneConfig, QATConfig, parse_structured
 from segnet_edge.optimize.report import file_size, m_by_n_violations
 
 
@@ -100,15 +100,6 @@ def test_config_checks(tmp_path):
     for config, needle in cases:
         with pytest.raises(UsageError, match=re.escape(needle)):
             config.validate()
-
-
-def test_choices_agree_with_the_modules_they_mirror():
-    from segnet_edge.layers import UNPOOL_MODES as LAYER_MODES
-    from segnet_edge.optimize.config import LR_SCHEDULES
-    from segnet_edge.train import LR_SCHEDULES as TRAIN_SCHEDULES
-
-    assert UNPOOL_MODES == LAYER_MODES
-    assert LR_SCHEDULES == TRAIN_SCHEDULES
 
 
 @pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 9, 40, 1000])

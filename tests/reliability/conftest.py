@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rel_util import RAN, SESSION
 
-from segnet_edge.reliability.kills import run_cli
-from segnet_edge.reliability.plan import Plan
+from tools.reliability.kills import run_cli
+from tools.reliability.plan import Plan
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segnet_edge.reliability.tally import Tally
+from tools.reliability.tally import Tally
 
 SESSION = Tally()
 RAN: list[str] = []

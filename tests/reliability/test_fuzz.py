@@ -23,7 +23,7 @@ from segnet_edge.device.artifact_check import (
     probe_in_child,
 )
 from segnet_edge.device.errors import ModelFileError
-from segnet_edge.reliability.fuzz import FuzzTarget, fuzz
+from tools.reliability.fuzz import FuzzTarget, fuzz
 
 
 def test_damaged_artifacts_are_refused_in_one_line_and_never_kill_the_board_process(artifacts, plan, tmp_path):

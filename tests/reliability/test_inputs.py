@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rel_util import record
 
-from segnet_edge.reliability import inputs
+from tools.reliability import inputs
 
 
 def test_bad_samples_stop_the_run_naming_the_file_or_are_skipped_and_counted(rel_data, plan, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rel_util import record
 
-from segnet_edge.reliability.kills import KillTarget, kill_command, kill_train
+from tools.reliability.kills import KillTarget, kill_command, kill_train
 
 
 def test_killed_training_leaves_complete_checkpoints_and_resumes_to_the_right_epoch(rel_data, plan, tmp_path):

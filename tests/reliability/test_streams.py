@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rel_util import record
 
-from segnet_edge.reliability.streams import live_sources
+from tools.reliability.streams import live_sources
 
 
 def test_stalling_dying_and_silent_cameras_end_cleanly_without_leaking_the_password(artifacts, tmp_path):
@@ -15,9 +15,9 @@ def test_stalling_dying_and_silent_cameras_end_cleanly_without_leaking_the_passw
 
 def test_usage_errors_that_echo_a_url_hide_its_password(tmp_path):
     """argparse repeats a bad value verbatim; both entry points redact what it prints."""
-    from segnet_edge.reliability.inputs import run_camera
-    from segnet_edge.reliability.kills import run_cli
-    from segnet_edge.reliability.streams import SECRET
+    from tools.reliability.inputs import run_camera
+    from tools.reliability.kills import run_cli
+    from tools.reliability.streams import SECRET
 
     url = f"rtsp://admin:{SECRET}@127.0.0.1:9/live"
     for result in (run_camera("-m", tmp_path / "m.tflite", "--backend", url),

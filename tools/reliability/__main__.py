@@ -1,4 +1,4 @@
-"""`python -m segnet_edge.reliability` (`make reliability`): the full reliability run and its one table.
+"""`python -m tools.reliability` (`make reliability`): the full reliability run and its one table.
 
 It builds what a user would have after `make demo` (a synthetic dataset, a trained
 tiny SegNet, a calibration set, TFLite fp32/int8 and ONNX artifacts, all through the
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from segnet_edge.reliability.plan import Plan
-from segnet_edge.reliability.tally import Tally
+from tools.reliability.plan import Plan
+from tools.reliability.tally import Tally
 
 
 def _step(name: str) -> None:
@@ -25,8 +25,8 @@ def _step(name: str) -> None:
 
 
 def run(plan: Plan, workdir: Path) -> Tally:
-    from segnet_edge.reliability import fuzz, inputs, kills, streams
-    from segnet_edge.reliability.fuzz import FuzzTarget
+    from tools.reliability import fuzz, inputs, kills, streams
+    from tools.reliability.fuzz import FuzzTarget
 
     tally = Tally()
     size = plan.input_size
@@ -112,7 +112,7 @@ def _require(result, ok: tuple[int, ...] = (0,)) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m segnet_edge.reliability", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.reliability", description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="the short counts `make test` runs")
     parser.add_argument("--seed", type=int, default=0, help="the same seed replays the same cases (default 0)")
     parser.add_argument("--work", type=Path, help="keep the work folder here (default: a temporary one, removed)")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet_edge.reliability.inputs import one_line_error, run_camera
-from segnet_edge.reliability.tally import Tally
+from tools.reliability.inputs import one_line_error, run_camera
+from tools.reliability.tally import Tally
 
 SECRET = "s3cr3t-Pa55"
 FRAMES = 12

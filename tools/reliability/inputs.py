@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet_edge.reliability.kills import cli_env, is_temporary, run_cli
-from segnet_edge.reliability.tally import Tally
+from tools.reliability.kills import cli_env, is_temporary, run_cli
+from tools.reliability.tally import Tally
 
 RUN_CAMERA = Path(__file__).resolve().parents[2] / "device" / "run_camera.py"
 

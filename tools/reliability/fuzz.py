@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from segnet_edge.reliability.mutate import BYTE_KINDS, cases
-from segnet_edge.reliability.tally import Tally
+from tools.reliability.mutate import BYTE_KINDS, cases
+from tools.reliability.tally import Tally
 
 #: file kind -> (worker target, worker mode, mutation kinds). Native readers get one process per case.
 PLANS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -64,7 +64,7 @@ def run_worker(target: str, mode: str, case_files: list[Path], workdir: Path,
     start = 0
     with open(workdir / "worker.log", "ab") as log:
         while start < len(case_files):
-            process = subprocess.Popen([sys.executable, "-m", "segnet_edge.reliability.worker", str(spec), str(start)],
+            process = subprocess.Popen([sys.executable, "-m", "tools.reliability.worker", str(spec), str(start)],
                                        stdout=subprocess.PIPE, stderr=log, text=True, env=worker_env())
             assert process.stdout is not None
             for line in process.stdout:

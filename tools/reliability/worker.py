@@ -1,4 +1,4 @@
-"""`python -m segnet_edge.reliability.worker SPEC.json START`: run fuzz cases, print one JSON line per case.
+"""`python -m tools.reliability.worker SPEC.json START`: run fuzz cases, print one JSON line per case.
 
 Why a worker: importing TensorFlow or OpenCV once per case would cost seconds, so
 the worker imports what its target needs once and then, for each case:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from segnet_edge.reliability.tally import Tally
+from tools.reliability.tally import Tally
 
 CLI = [sys.executable, "-m", "segnet_edge.cli"]
 RUN_TIMEOUT_S = 900.0
