@@ -40,7 +40,7 @@ class IndexShare:
         levels = ", ".join(f"{100 * d:.1f}" for d in self.index_disagreement)
         return (f"pooling indices: float Keras fed this model's int8 indices alone loses {self.points_from_indices:.2f} "
                 f"of the {self.points_lost:.2f} points of agreement int8 loses (windows whose index differs, "
-                f"block1..5: {levels}%)")
+                f"pooling levels 1..{len(self.index_disagreement)}: {levels}%)")
 
 
 def _fixed_index_pool():
