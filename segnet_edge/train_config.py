@@ -12,7 +12,7 @@ ADAM_LR = 0.001
 
 #: Named sets of training settings; a flag given on the command line wins over its recipe. "cpu" is the
 #: dataclass's own defaults: measured on CamVid at 120x160 to learn most in ~20 minutes on 2 cores
-#: (docs/training.md). "authors" is the SegNet solver files': SGD at their base rate, constant, median-frequency
+#: (docs/recipes.md). "authors" is the SegNet solver files': SGD at their base rate, constant, median-frequency
 #: weights, no weight averaging.
 RECIPES: dict[str, dict] = {
     "cpu": {},

@@ -26,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network input size (default 360x480, CamVid's)")
     parser.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
                         help=f"settings for the flags not given: cpu (default: {d.optimizer}, {d.lr_schedule} decay, "
-                             f"class-weight power {d.class_weight_power:g}, weight averaging {d.ema:g}; learns most "
-                             "in ~20 min on 2 cores, docs/training.md) or authors (SGD at their base rate, constant, "
-                             "median-frequency weights)")
+                             f"class-weight power {d.class_weight_power:g}, weight averaging {d.ema:g}; val mIoU "
+                             "0.515 on CamVid 120x160 in ~22 min on 2 cores, docs/recipes.md) or authors (SGD at "
+                             "their base rate, constant, median-frequency weights)")
     parser.add_argument("--epochs", type=positive_int, default=unset, help=f"(default {d.epochs})")
     parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=unset, help=f"(default: the recipe's, {d.optimizer})")
