@@ -302,21 +302,24 @@ def _load_keras(model_path: Path, metadata: ModelMetadata, unsafe: bool):
     where the artifacts' preprocessing (`metadata.normalization`) ends."""
     from segnet_edge.models import drop_input_lrn
 
-    model = _load_at_size(model_path, metadata, tuple(metadata.input_size), unsafe)
+    model = _load_at_size(model_path, metadata, unsafe)
     return drop_input_lrn(model)[0] if metadata.normalization.lrn is not None else model
 
 
-def _load_at_size(model_path: Path, metadata: ModelMetadata, size: tuple[int, ...], unsafe: bool):
+def _load_at_size(model_path: Path, metadata: ModelMetadata, unsafe: bool):
+    """The model file's network at `metadata.input_size` (rebuilt with the same weights when it was trained at
+    another: SegNet is fully convolutional)."""
     from segnet_edge.model_io import load_model
 
+    size = tuple(metadata.input_size)
     model = load_model(model_path, unsafe=unsafe)
-    if tuple(model.input_shape[1:3]) == tuple(size):
+    if tuple(model.input_shape[1:3]) == size:
         return model
     if _is_qat_file(model_path):
         raise UsageError("--input-size cannot rebuild a QAT model; export it at its trained size")
     from segnet_edge.models import build_model, config_from_metadata
 
-    clone = build_model(config_from_metadata(metadata, input_size=tuple(size)))
+    clone = build_model(config_from_metadata(metadata))  # metadata.input_size is the export size
     try:
         clone.set_weights(model.get_weights())
     except ValueError as exc:
