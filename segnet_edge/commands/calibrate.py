@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "(default: --model's, else the source's own frame size)")
     size.add_argument("--model", metavar="MODEL",
                       help="take the input size from this model (.h5/.keras) or converted artifact")
-    parser.add_argument("--out", default="calib.npz", metavar="FILE", help="where to store the set (default calib.npz)")
+    parser.add_argument("--out", default="calib.npz", metavar="FILE", help="where to store the set (default %(default)s)")
     parser.add_argument("--count", type=positive_int, default=None, metavar="N",
                         help=f"calibration frames (default {d['count']}); fewer available is an error")
     parser.add_argument("--holdout", type=non_negative_int, default=None, metavar="M",

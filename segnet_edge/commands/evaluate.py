@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="segnet-edge .h5 or .keras model, or an artifact from `segnet-edge convert` (.tflite, "
                              ".onnx, .engine) scored through the board's runtime; several: one table side by side")
     parser.add_argument("--data", required=True, help="dataset folder or list file")
-    parser.add_argument("--split", default=d.split, help="train, val or test (default test)")
+    parser.add_argument("--split", default=d.split, help="train, val or test (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="Keras models")
     parser.add_argument("--threads", type=positive_int, default=d.threads,
                         help="an artifact's runtime CPU threads (default: the runtime's)")
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore-label", type=int, default=None, help="override the model's ignore label")
     parser.add_argument("--on-bad-sample", choices=BAD_SAMPLE_POLICIES, default=d.on_bad_sample)
     parser.add_argument("--input-pipeline", choices=INPUT_PIPELINES, default=d.input_pipeline,
-                        help="hold the split in memory first, or stream it batch by batch (default auto: by size)")
+                        help="hold the split in memory first, or stream it batch by batch (default %(default)s: by size)")
     parser.add_argument("--unsafe-load", action="store_true", help="allow Lambda/unknown layers (trusted files only)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the model file's SHA-256 check against the digest recorded when it was written")

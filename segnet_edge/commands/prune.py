@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=d.out, help=f"pruned model file, .h5 or .keras (default {d.out}); "
                         "the report goes beside it as <name>.prune.json")
     parser.add_argument("--sparsity", type=_fraction, default=d.sparsity,
-                        help="share of each pruned kernel set to zero (default 0.5)")
+                        help=f"share of each pruned kernel set to zero (default {d.target_sparsity:g})")
     parser.add_argument("--structured", type=_structured, default=d.structured, metavar="N:M",
                         help="N:M structured sparsity along input channels instead, e.g. 2:4 "
                              "(Ampere / Orin sparse tensor cores)")

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preserve-sparsity", choices=PRESERVE_SPARSITY, default=d.preserve_sparsity,
                         help="prune-preserving QAT: auto (default) = when the model has zero weights")
     parser.add_argument("--unpool-mode", choices=UNPOOL_MODES, default=d.unpool_mode,
-                        help="unpooling form of the QAT model (default select: the one TFLite keeps int8)")
+                        help="unpooling form of the QAT model (default %(default)s: the one TFLite keeps int8)")
     parser.add_argument("--activations", choices=ACTIVATION_RANGES, default=d.activations,
                         help="activation ranges: symmetric (default; zero point 0, so TensorRT's QDQ graph keeps the "
                         "ranges QAT learnt) or asymmetric (tfmot's: all 8 bits after a ReLU for TFLite / ONNX "

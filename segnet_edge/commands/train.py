@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=ARCHITECTURES, default=d.arch)
     parser.add_argument("--alpha", type=positive_float, default=d.alpha, help="width multiplier")
     parser.add_argument("--input-size", type=parse_size, default=d.input_size, metavar="HxW",
-                        help="network input size (default 360x480, CamVid's)")
+                        help=f"network input size (default {d.input_size[0]}x{d.input_size[1]}, CamVid's)")
     parser.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
                         help=f"settings for the flags not given: cpu (default: {d.optimizer}, {d.lr_schedule} decay, "
                              f"class-weight power {d.class_weight_power:g}, weight averaging {d.ema:g}; val mIoU "
