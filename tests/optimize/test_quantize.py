@@ -275,7 +275,12 @@ def test_ort_onnx_from_a_symmetric_qat_model_keeps_its_learnt_ranges(qat_basic, 
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     as_written = ort.InferenceSession(str(out / "model_ort_int8.onnx"), options, providers=["CPUExecutionProvider"])
     got = np.concatenate([as_written.run(None, {"image": frame[None]})[0] for frame in x])
-    assert np.abs(got - expected).max() < 0.02
+    # Within one softmax code (1/255) almost everywhere. Not a bound on the max: TF's fake-quant rounds halves
+    # up and ONNX's QuantizeLinear rounds them to even, so a code on an exact tie in an early layer moves by a
+    # step and the layers after it can carry that to a few values several codes away (CI saw one at 8.6 codes).
+    error = np.abs(got - expected)
+    assert np.mean(error <= 1 / 255 + 1e-6) >= 0.999, np.sort(error.ravel())[-10:]
+    assert error.mean() < 0.5 / 255
     assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= 0.99
 
 
