@@ -38,6 +38,8 @@ from segnet_edge.device.preprocess import preprocess, resize_frame, resize_label
 FORMAT_VERSION = 1
 SOURCE_KINDS = ("auto", "dataset", "folder", "video")
 T = TypeVar("T")
+#: Frames a calibration set holds unless asked otherwise (fewer when the source has fewer).
+DEFAULT_CALIB_FRAMES = 200
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264")
 
 
@@ -47,7 +49,7 @@ class CalibrationRecipe:
 
     source: str
     size: tuple[int, int]  # (height, width): the model's input size
-    count: int = 200
+    count: int = DEFAULT_CALIB_FRAMES
     seed: int = 0
     split: str = "train"  # dataset sources only
     holdout: int = 8  # frames set aside for parity checks, from the images not used for calibration

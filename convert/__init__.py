@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from segnet_edge.calibration.representative import (
+    DEFAULT_CALIB_FRAMES,
     CalibrationRecipe,
     CalibrationSet,
     load_calibration_set,
@@ -50,8 +51,6 @@ __all__ = [
 CALIB_FILE = "calib.npz"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
-#: --calib-data without --calib-count takes up to this many frames, fewer when the source has fewer.
-DEFAULT_CALIB_FRAMES = CalibrationRecipe.__dataclass_fields__["count"].default
 
 
 def _sha256(path: Path) -> str:

@@ -16,6 +16,9 @@ TRT_INT8_MODES = ("qdq", "calibrator")
 #: percentile's 96.28% and min/max's 95.64%. TFLite int8 on the demo model, 8 test frames: min/max 97.13%,
 #: percentile 99.99 97.41% (99.999: 97.41%, 99.9: 97.34%); 40 test frames: 96.84% -> 97.28%.
 RANGE_METHODS = ("minmax", "percentile")
+#: ONNX opset: TensorRT 8.5+ parses up to 17 (onnx-tensorrt docs/operators.md), 8.2/8.4 up to 13.
+DEFAULT_OPSET = 17
+LEGACY_TRT_OPSET = 13
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class ConvertOptions:
     io_dtype: str = "int8"  # full-integer TFLite input/output type
     output: str = "probabilities"  # or "labels": argmax inside the model, a uint8 (H, W) label map out
     batch: int = 1  # static batch of the ONNX graphs and engines (TFLite is always batch 1)
-    opset: int | None = None  # None: 17, or 13 when --trt-version is below 8.5 (its parser's limit)
+    opset: int | None = None  # None: DEFAULT_OPSET, or LEGACY_TRT_OPSET when --trt-version is below 8.5
     trt_version: str = "8.6"  # the target's TensorRT: picks the unpool form, opset and parser check
     trt_int8: str = "qdq"  # int8 engine from the QDQ graph, or from model.onnx + entropy calibrator
     workspace_mib: int = 1024  # TensorRT builder workspace limit
@@ -99,7 +102,7 @@ class ConvertOptions:
 
         if self.opset is not None:
             return self.opset
-        return 17 if parse_trt_version(self.trt_version) >= (8, 5) else 13
+        return DEFAULT_OPSET if parse_trt_version(self.trt_version) >= (8, 5) else LEGACY_TRT_OPSET
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnet_edge.convert.options import IO_DTYPES, RANGE_METHODS, TRT_INT8_MODES, ConvertOptions
+from segnet_edge.calibration.representative import DEFAULT_CALIB_FRAMES
+from segnet_edge.convert.options import (
+    DEFAULT_OPSET,
+    IO_DTYPES,
+    LEGACY_TRT_OPSET,
+    RANGE_METHODS,
+    TRT_INT8_MODES,
+    ConvertOptions,
+)
 from segnet_edge.device.cli_core import non_negative_int, parse_size, positive_int
 from segnet_edge.vocabulary import OUTPUTS
 
@@ -24,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calib.add_argument("--calib-data", metavar="SRC",
                        help="dataset, image folder or video to build the calibration set from (saved as OUT/calib.npz)")
     parser.add_argument("--calib-count", type=positive_int, metavar="N",
-                        help="--calib-data frames (default: up to 200)")
+                        help=f"--calib-data frames (default: up to {DEFAULT_CALIB_FRAMES})")
     parser.add_argument("--calib-split", metavar="NAME", help=f"--calib-data dataset split (default {d.calib_split})")
     parser.add_argument("--onnx-calib", choices=RANGE_METHODS,
                         help=f"QDQ activation ranges: percentile (clips rare outliers) or min/max (default {d.onnx_calib})")
@@ -53,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=positive_int, metavar="N", help="static batch of ONNX and engines "
                         f"(default {d.batch})")
     parser.add_argument("--opset", type=int, metavar="N",
-                        help="ONNX opset (default 17, or 13 for --trt-version below 8.5)")
+                        help=f"ONNX opset (default {DEFAULT_OPSET}, or {LEGACY_TRT_OPSET} for --trt-version below 8.5)")
     parser.add_argument("--trt-version", metavar="X.Y",
                         help=f"TensorRT on the target (default {d.trt_version}; JetPack 4.6 has 8.2, JetPack 5.1 has 8.5)")
     parser.add_argument("--trt-int8", choices=TRT_INT8_MODES,
