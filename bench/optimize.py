@@ -149,8 +149,8 @@ def _tflite_miou(path: Path, test, info, metadata: ModelMetadata) -> float:
     return scores(cm).mean_iou
 
 
-def _tflite_row(variant: str, model, path: Path, test, info, metadata: ModelMetadata, started: float, representative=None,
-                qat: bool = False) -> Row:
+def _tflite_row(variant: str, model, path: Path, test, info, metadata: ModelMetadata, started: float,
+                representative=None, qat: bool = False) -> Row:
     from segnet_edge.convert.tflite import convert_keras
     from segnet_edge.optimize.report import file_size, tflite_int8_weight_sparsity, tflite_ops
 
