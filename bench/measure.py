@@ -92,6 +92,11 @@ class _KerasRunner:
         out = self.model(x, training=False).numpy()
         return time.perf_counter() - started, out
 
+    def to_labels(self, out: np.ndarray) -> np.ndarray:
+        from segnet_edge.device.postprocess import label_map
+
+        return label_map(out)[0]
+
 
 class _BackendRunner:
     def __init__(self, spec: RowSpec):
@@ -102,23 +107,14 @@ class _BackendRunner:
         self.description = self.backend.describe()
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
-        from segnet_edge.device.preprocess import quantize
-
-        return np.ascontiguousarray(quantize(x, self.backend.metadata.input_quantization))
+        return np.ascontiguousarray(self.backend.quantize_input(x))
 
     def infer(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         out = self.backend.infer(x)
         return self.backend.inference_time, out
 
-
-def to_labels(out: np.ndarray) -> np.ndarray:
-    """A model output (probabilities, int8 scores or a label map) -> (H, W) uint8 labels.
-
-    Argmax of int8 scores equals argmax of their dequantized values (the scale is positive)."""
-    out = np.asarray(out)[0]
-    if out.ndim == 2:
-        return out.astype(np.uint8)
-    return out.argmax(-1).astype(np.uint8)
+    def to_labels(self, out: np.ndarray) -> np.ndarray:
+        return self.backend.to_labels(out)[0]
 
 
 def peak_rss_mb() -> float:
@@ -155,7 +151,7 @@ def _worker(spec: RowSpec, frames_path: str, conn) -> None:
         if message[0] == "run":
             _, index, want_labels = message
             seconds, out = runner.infer(inputs[index])
-            labels = to_labels(out) if want_labels else None
+            labels = runner.to_labels(out) if want_labels else None
             margin = None
             if want_labels and spec.runtime == "keras" and out.ndim == 4:  # (H, W) float16 keeps the pipe light
                 from segnet_edge.convert.parity import top2_margin

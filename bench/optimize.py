@@ -26,10 +26,14 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from segnet_edge.device.metadata import ModelMetadata
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
@@ -127,34 +131,26 @@ def _keras_row(variant: str, path: Path, test, info, norm, started: float) -> Ro
                size.raw, size.gzip, time.perf_counter() - started)
 
 
-def _tflite_miou(path: Path, test, info, norm) -> float:
-    """Run the .tflite on every held-out frame as the board does: quantize in, dequantize out, argmax."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from segnet_edge.device.preprocess import normalize
+def _tflite_miou(path: Path, test, info, metadata: ModelMetadata) -> float:
+    """Run the .tflite on every held-out frame as the board does, through its LiteRT backend (prepare_input,
+    infer, to_labels). The bench's flatbuffer carries no metadata (its size is measured as converted), so the
+    backend gets the float model's metadata with the flatbuffer's own input and output quantization."""
+    from segnet_edge.convert.tflite import inspect
+    from segnet_edge.device.backends.base import BackendOptions
+    from segnet_edge.device.backends.litert import LiteRTBackend
     from segnet_edge.metrics import confusion_matrix, scores
 
-    interpreter = Interpreter(model_path=str(path), num_threads=2)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    predictions = []
-    for frame in test.images:
-        x = normalize(frame[None], norm)
-        if inp["dtype"] == np.int8:
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])
-        if out["dtype"] == np.int8:  # argmax of int8 equals argmax of its dequantized values (scale > 0)
-            y = y.astype(np.int16)
-        predictions.append(y[0].argmax(-1).astype(np.uint8))
+    graph = inspect(path.read_bytes())
+    metadata = replace(metadata, format="tflite", input_quantization=graph.input_quantization,
+                       output_quantization=graph.output_quantization)
+    with LiteRTBackend(path, metadata, BackendOptions(threads=2)) as backend:
+        predictions = [backend.to_labels(backend.infer(backend.prepare_input(frame)))[0] for frame in test.images]
     cm = confusion_matrix(test.labels, np.stack(predictions), info.num_classes, info.ignore_label)
     return scores(cm).mean_iou
 
 
-def _tflite_row(variant: str, model, path: Path, test, info, norm, started: float, representative=None,
-                qat: bool = False) -> Row:
+def _tflite_row(variant: str, model, path: Path, test, info, metadata: ModelMetadata, started: float,
+                representative=None, qat: bool = False) -> Row:
     from segnet_edge.convert.tflite import convert_keras
     from segnet_edge.optimize.report import file_size, tflite_int8_weight_sparsity, tflite_ops
 
@@ -164,7 +160,7 @@ def _tflite_row(variant: str, model, path: Path, test, info, norm, started: floa
     if floating:
         _log(f"{variant}: ops left in float: {', '.join(floating)}")
     size = file_size(path)
-    return Row(variant, path.name, _tflite_miou(path, test, info, norm), tflite_int8_weight_sparsity(content),
+    return Row(variant, path.name, _tflite_miou(path, test, info, metadata), tflite_int8_weight_sparsity(content),
                size.raw, size.gzip, time.perf_counter() - started, *_int8_weight_entropy(content))
 
 
@@ -209,7 +205,7 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
     calib = build_calibration_set(CalibrationRecipe(source=str(data), size=tuple(size), count=args.calib_count,
                                                     seed=args.seed, split="train", holdout=0), allow_fewer=True)
     ptq_model = with_unpool_mode(load_model(float_path), "select")  # "onehot" is not int8-quantizable
-    rows.append(_tflite_row("PTQ int8", ptq_model, work / "ptq_int8.tflite", test, info, norm, started,
+    rows.append(_tflite_row("PTQ int8", ptq_model, work / "ptq_int8.tflite", test, info, metadata, started,
                             representative=representative_dataset(calib, norm)))
 
     for variant, source in (("QAT int8", float_path), ("pruned 50% + QAT int8", pruned_50)):
@@ -219,7 +215,7 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
         report = quantize(QATConfig(model=str(source), out=str(out), epochs=args.qat_epochs, lr=args.qat_lr, **fine))
         if report.preserve_sparsity and not report.sparsity_kept:
             raise SystemExit(f"{variant}: prune-preserving QAT lost zeros")
-        rows.append(_tflite_row(variant, load_model(out), out.with_suffix(".tflite"), test, info, norm, started,
+        rows.append(_tflite_row(variant, load_model(out), out.with_suffix(".tflite"), test, info, metadata, started,
                                 qat=True))
     return rows
 

@@ -398,10 +398,7 @@ def _postprocess_saving(facts: dict, rows: list[TableRow], work: Path, threads: 
     """Postprocess time on the board for the probabilities artifact vs the label-map one (same format)."""
     import numpy as np
 
-    from segnet_edge.device.artifact_metadata import read_artifact_metadata
     from segnet_edge.device.backends.base import BackendOptions, load_backend
-    from segnet_edge.device.postprocess import postprocess
-    from segnet_edge.device.preprocess import quantize
 
     labels = facts.get("labels", {}).get("tflite-int8", {})
     probs = facts["artifacts"].get("tflite-int8", {})
@@ -410,15 +407,14 @@ def _postprocess_saving(facts: dict, rows: list[TableRow], work: Path, threads: 
     x = np.load(work / "full_frames.npy")[:1]
     timings = {}
     for kind, path in (("probabilities", probs["path"]), ("labels", labels["path"])):
-        meta = read_artifact_metadata(path)
         with load_backend(path, None, BackendOptions(threads=threads)) as backend:
-            raw = backend.infer(quantize(x, meta.input_quantization))
-        frame_size = tuple(meta.input_size)
-        postprocess(raw, meta, frame_size)
+            raw = backend.infer(backend.quantize_input(x))
+        frame_size = tuple(backend.metadata.input_size)
+        backend.to_segmentation(raw, frame_size)  # a warm-up call; it needs no runtime, so the backend is closed
         times = []
         for _ in range(20):
             started = time.perf_counter()
-            postprocess(raw, meta, frame_size)
+            backend.to_segmentation(raw, frame_size)
             times.append(time.perf_counter() - started)
         timings[kind] = {"postprocess_ms": 1000 * float(np.median(times)), "output_bytes": int(raw.nbytes),
                          "output_shape": list(raw.shape), "output_dtype": str(raw.dtype)}

@@ -19,6 +19,7 @@ from segnet_edge.convert.options import Targets
 from segnet_edge.convert.registry import ExportFormat
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.metadata import ModelMetadata, Normalization
+from segnet_edge.device.postprocess import label_map
 from segnet_edge.metrics import argmax_agreement, confusion_matrix, scores
 
 
@@ -161,13 +162,8 @@ def class_edges(label_maps: np.ndarray, radius: int = 1) -> np.ndarray:
     return edges
 
 
-def _label_map(output: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) probabilities -> their argmax; an (N, H, W) label-map output (--output labels) as is."""
-    return output.argmax(-1) if output.ndim == 4 else output.astype(np.int64)
-
-
 def mean_iou(probabilities: np.ndarray, labels: np.ndarray, metadata: ModelMetadata) -> float:
-    cm = confusion_matrix(labels, _label_map(probabilities), metadata.num_classes, metadata.ignore_label)
+    cm = confusion_matrix(labels, label_map(probabilities), metadata.num_classes, metadata.ignore_label)
     return scores(cm).mean_iou
 
 
@@ -181,7 +177,7 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
         max_diff = mean_diff = float("nan")
     parity = Parity(len(reference), max_diff, mean_diff, argmax_agreement(reference, probabilities))
     keras_labels = reference.argmax(-1)
-    same = keras_labels == _label_map(probabilities)
+    same = keras_labels == label_map(probabilities)
     confident = top2_margin(reference) >= CONFIDENT_MARGIN
     parity.confident_pixels = int(confident.sum())
     if confident.any():

@@ -19,9 +19,6 @@ import numpy as np
 
 from segnet_edge.device.backends.base import Backend
 from segnet_edge.device.hostinfo import NvmlMonitor, rss_mb
-from segnet_edge.device.metadata import ModelMetadata
-from segnet_edge.device.postprocess import postprocess
-from segnet_edge.device.preprocess import preprocess, quantize
 from segnet_edge.device.profiler import FrameLog, FrameRecord
 from segnet_edge.device.render import Renderer
 from segnet_edge.device.sinks import Sink
@@ -244,13 +241,15 @@ class PipelineResult:
 
 
 class OutputThread(threading.Thread):
-    """Postprocesses and renders each inferred frame, hands it to the sinks, records timings and memory."""
+    """Postprocesses (the backend's `to_segmentation`, which needs no runtime) and renders each inferred frame,
+    hands it to the sinks, records timings and memory."""
 
-    def __init__(self, queue: FrameQueue, renderer: Renderer, sinks: list[Sink], metadata: ModelMetadata,
+    def __init__(self, queue: FrameQueue, renderer: Renderer, sinks: list[Sink], backend: Backend,
                  warmup: int, t0: float, stop: threading.Event, nvml: NvmlMonitor | None):
         super().__init__(name="output", daemon=True)
-        self.queue, self.renderer, self.sinks, self.metadata = queue, renderer, sinks, metadata
-        self.class_names, self.warmup, self.t0, self.stop, self.nvml = metadata.class_names, warmup, t0, stop, nvml
+        self.queue, self.renderer, self.sinks, self.backend = queue, renderer, sinks, backend
+        self.class_names, self.warmup, self.t0, self.stop = backend.metadata.class_names, warmup, t0, stop
+        self.nvml = nvml
         self.records = FrameLog()
         self.error: BaseException | None = None
         self.stopped_by_sink = False
@@ -267,7 +266,7 @@ class OutputThread(threading.Thread):
 
     def _handle(self, work: _Work) -> None:
         start = time.perf_counter()
-        seg = postprocess(work.raw, self.metadata, work.frame.shape[:2])
+        seg = self.backend.to_segmentation(work.raw, work.frame.shape[:2])
         rendering = time.perf_counter()
         postprocess_ms = (rendering - start) * 1e3
         annotated = self.renderer.render(work.frame, seg.frame_labels, self._fps)
@@ -309,23 +308,18 @@ def run_pipeline(backend: Backend, source: FrameSource, config: PipelineConfig, 
     """Stream an open source through an active backend until the source ends, `frames` are done or
     `stop` is set. Threads are joined and sinks left open (the caller closes them)."""
     metadata = backend.metadata
-    size, norm, in_q = metadata.input_size, metadata.normalization, metadata.input_quantization
-
-    def prepare(frame: np.ndarray) -> np.ndarray:
-        return quantize(preprocess(frame, size, norm), in_q)[None]
-
     renderer = Renderer(metadata, alpha=config.alpha, legend=config.legend)
     capture_size = config.live_queue_size if source.live else config.queue_size
 
     def start_capture(from_source: FrameSource, renewal: bool) -> CaptureThread:
-        thread = CaptureThread(from_source, FrameQueue(capture_size, keep_latest=source.live), config, prepare,
-                               renewal)
+        thread = CaptureThread(from_source, FrameQueue(capture_size, keep_latest=source.live), config,
+                               backend.prepare_input, renewal)
         thread.start()
         return thread
 
     output_q = FrameQueue(config.queue_size, keep_latest=False)
     t0 = time.perf_counter()
-    output = OutputThread(output_q, renderer, sinks, metadata, config.warmup, t0, stop, nvml)
+    output = OutputThread(output_q, renderer, sinks, backend, config.warmup, t0, stop, nvml)
     capture = start_capture(source, renewal=False)
     captures = [capture]  # every capture thread of the run, abandoned ones first
     output.start()

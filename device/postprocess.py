@@ -46,6 +46,16 @@ def argmax_classes(scores: np.ndarray) -> np.ndarray:
     return scores.argmax(axis=-1).astype(np.uint8)
 
 
+def label_map(output: np.ndarray) -> np.ndarray:
+    """A batch of model outputs -> (N, H, W) uint8 labels: the argmax of (N, H, W, C) scores (raw int8 or
+    float, Keras' or an artifact's), or an (N, H, W) label map (--output labels) as it is."""
+    output = np.asarray(output)
+    if output.ndim == 3:
+        return output.astype(np.uint8, copy=False)
+    count, height, width, channels = output.shape
+    return argmax_classes(output.reshape(count * height, width, channels)).reshape(count, height, width)
+
+
 def postprocess(raw: np.ndarray, metadata: ModelMetadata, frame_size: tuple[int, int]) -> Segmentation:
     """One output batch of size 1 -> Segmentation; `frame_size` is the frame's (height, width)."""
     out = raw[0]
@@ -53,7 +63,7 @@ def postprocess(raw: np.ndarray, metadata: ModelMetadata, frame_size: tuple[int,
     if metadata.output == "labels" or out.ndim == 2:
         labels = out.astype(np.uint8, copy=False)
     else:
-        labels = argmax_classes(out)
+        labels = label_map(raw)[0]
         top = out[::CONFIDENCE_STRIDE, ::CONFIDENCE_STRIDE].max(axis=-1)
         confidence = float(dequantize(top, metadata.output_quantization).mean())
     counts = np.bincount(labels.ravel(), minlength=metadata.num_classes)[: metadata.num_classes]

@@ -151,7 +151,7 @@ def colour_baseline_scores(data: str, split_eval: Split, info: ClassInfo, input_
 def artifact_labels(backend, images: np.ndarray) -> np.ndarray:
     """Labels (N, H, W) uint8 from an active device backend, frame by frame exactly as the board makes them
     (device preprocessing, the artifact's own input quantization and runtime, the board's argmax)."""
-    return np.stack([backend.segment(frame).labels for frame in images])
+    return np.concatenate([backend.to_labels(backend.infer(backend.prepare_input(frame))) for frame in images])
 
 
 def _labelled_split(config: EvaluateConfig, metadata) -> tuple[ClassInfo, Split]:

@@ -70,12 +70,12 @@ def artifacts(tmp_path_factory) -> Path:
 # `make test` runs on two pytest-xdist workers (`-n 2 --dist loadscope`), with the scope redefined here:
 # a scope runs whole on one worker, so an expensive session or module fixture is built once. The convert
 # tests share one trained model and one conversion, the calibration tests one video; the device,
-# reliability and auto-select tests share `artifacts`; the optimize tests their pruned and QAT models;
+# reliability, auto-select, budget and measure tests share `artifacts`; the optimize tests their pruned and QAT models;
 # every other module is a scope of its own. (Not `--dist loadgroup` with xdist_group marks: with
 # pytest 9.2, xdist 3.8 silently ignores the marks, pytest-xdist issue #1386.)
 SHARED_FIXTURE_SCOPES = {"calibration": "calibration", "convert": "convert", "optimize": "optimize",
                          "device": "artifacts", "reliability": "artifacts", "test_bench_autoselect.py": "artifacts",
-                         "test_bench_budget.py": "artifacts"}
+                         "test_bench_budget.py": "artifacts", "test_bench_measure.py": "artifacts"}
 
 
 def fixture_scope_of(nodeid: str) -> str:

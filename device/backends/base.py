@@ -23,6 +23,8 @@ import numpy as np
 from segnet_edge.device.artifact_check import check_artifact, probe_in_child
 from segnet_edge.device.errors import DataError, ModelFileError, UsageError
 from segnet_edge.device.metadata import ModelMetadata
+from segnet_edge.device.postprocess import Segmentation, label_map, postprocess
+from segnet_edge.device.preprocess import dequantize, preprocess, quantize
 
 #: Backend modules in this package; each registers its class when imported (cheap: no runtime import).
 BUILTIN_BACKENDS = ("litert", "onnxruntime", "tensorrt")
@@ -157,25 +159,47 @@ class Backend(abc.ABC):
         self.inference_time = time.perf_counter() - start
         return out
 
+    # --- running frames: the one way a frame goes through an artifact (issue #24) ----------------------
+    # frame -> prepare_input (preprocess + quantize_input) -> infer -> to_scores | to_labels | to_segmentation.
+    # Every caller (the board's pipeline, evaluate, convert's parity, the benches) composes these steps, so the
+    # artifact's quantization is applied in one place. Only infer() needs an active backend: the other steps
+    # read the metadata alone, so a capture or output thread may call them beside the inference loop.
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float model input(s) (..., H, W, 3) made by THE preprocessing -> the artifact's input dtype, with
+        the input quantization its metadata states (float models: float32, unchanged)."""
+        return quantize(x, self.metadata.input_quantization)
+
+    def prepare_input(self, frame: np.ndarray) -> np.ndarray:
+        """One uint8 BGR frame of any size -> the (1, H, W, 3) batch `infer()` takes."""
+        m = self.metadata
+        return self.quantize_input(preprocess(frame, m.input_size, m.normalization)[None])
+
+    def to_scores(self, raw: np.ndarray) -> np.ndarray:
+        """An `infer()` output -> float32: probabilities dequantized with the metadata's output quantization
+        (a label-map output, --output labels, comes back as float labels)."""
+        return dequantize(raw, self.metadata.output_quantization)
+
+    def to_labels(self, raw: np.ndarray) -> np.ndarray:
+        """An `infer()` output (N, H, W, C) scores or (N, H, W) labels -> (N, H, W) uint8 labels. The argmax
+        runs on the raw output: dequantization has a positive scale and cannot change the winner."""
+        return label_map(raw)
+
+    def to_segmentation(self, raw: np.ndarray, frame_size: tuple[int, int]) -> Segmentation:
+        """An `infer()` output of batch 1 -> the `Segmentation` of a frame of `frame_size` (height, width)."""
+        return postprocess(raw, self.metadata, frame_size)
+
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """Float model inputs (N, H, W, 3) made by THE preprocessing -> float outputs (N, H, W, C) probabilities,
-        or (N, H, W) labels: the artifact's input quantization, the runtime, its output dequantization, one
-        frame at a time (the board's batch is 1). The one way frames run through an artifact."""
-        from segnet_edge.device.preprocess import dequantize, quantize
+        or (N, H, W) labels, one frame at a time (the board's batch is 1)."""
+        return np.concatenate([self.to_scores(self.infer(self.quantize_input(x[None]))) for x in inputs])
 
-        m = self.metadata
-        return np.concatenate([dequantize(self.infer(quantize(x[None], m.input_quantization)), m.output_quantization)
-                               for x in inputs])
-
-    def segment(self, frame: np.ndarray):
+    def segment(self, frame: np.ndarray) -> Segmentation:
         """One uint8 BGR frame of any size -> its `Segmentation`: `.labels` (H, W) uint8 at the model's size,
         `.frame_labels` at the frame's, `.class_fractions`, `.confidence`; what an application embeds."""
-        from segnet_edge.device.postprocess import postprocess
-        from segnet_edge.device.preprocess import preprocess, quantize
+        return self.to_segmentation(self.infer(self.prepare_input(frame)), frame.shape[:2])
 
-        m = self.metadata
-        raw = self.infer(quantize(preprocess(frame, m.input_size, m.normalization)[None], m.input_quantization))
-        return postprocess(raw, m, frame.shape[:2])
+    # --- end of running frames -------------------------------------------------------------------------
 
     def _require_active(self) -> None:
         if not self.is_active:
