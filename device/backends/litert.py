@@ -69,7 +69,7 @@ class LiteRTBackend(Backend):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelFileError(f"{self.path}: LiteRT cannot load it ({first}); re-export it") from None
         # XNNPACK has repacked the weights: the mapped file's pages are a second copy (docs/memory.md, section 6).
-        self.released = release_file_pages(self.path)
+        self.released_bytes = release_file_pages(self.path).resident_bytes
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         check_quantization(self.path, "input", *self._input["quantization"], self.metadata.input_quantization)

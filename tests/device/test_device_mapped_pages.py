@@ -92,7 +92,7 @@ def test_litert_outputs_are_identical_after_its_model_pages_are_released(artifac
         assert resident_bytes(file_mappings(model)) < released.resident_bytes or released.resident_bytes == 0
         after = [run(x) for x in inputs]
         # The backend released its own mapping on activation: same outputs as the interpreter.
-        assert backend.released.mappings >= 1 and backend.released.error is None
+        assert backend.released_bytes > 0
         served = [backend.infer(x) for x in inputs]
     for a, b, c in zip(before, after, served):
         np.testing.assert_array_equal(a, b)
