@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def resident_bytes(mappings: list[Mapping], smaps: str = SMAPS) -> int:
     return total
 
 
-def _madvise() -> ctypes._CFuncPtr:
+def _madvise() -> Callable[[int, int, int], int]:
+    """libc's madvise (the mmap module only advises its own mappings, not the runtime's)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     madvise = libc.madvise
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
