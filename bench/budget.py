@@ -8,7 +8,8 @@ other model in the process), a video file of CamVid-size frames (480x360) as the
 rendered, `--threads` runtime threads. The figures come from the run's own profile.json and frames.csv:
 
 - peak RSS: the process's high-water mark (VmHWM), loading included; RSS with the model loaded, after
-  the first frame, and steady (median of the last frames);
+  the first frame, and steady (median of the last frames); the model file's mapped pages the backend
+  dropped from RSS once loaded (LiteRT, device/backends/mapped_pages.py; – where a report predates it);
 - pipeline FPS against 1 / median inference (>= 0.9: capture and output overlap inference);
 - pre + post share: (preprocess + postprocess + render) means over the inference mean (<= 10%);
 - soak slope: least-squares RSS slope over the second half of the measured frames, in MB per 1,000 frames,
@@ -51,6 +52,7 @@ class BudgetRow:
     pre_post_share: float  # (preprocess + postprocess + render) / inference, means
     soak_mb_per_1000: float  # RSS slope over the measured frames
     error: str | None = None
+    released_mb: float | None = None  # the mapped model file's pages dropped after loading (LiteRT)
 
     @property
     def soak_5000_mb(self) -> float:
@@ -113,7 +115,7 @@ def budget_row(label: str, entry: dict, rss: list[float]) -> BudgetRow:
         steady_rss_mb=memory.get("rss_steady_mb"), fps=entry["fps"] or float("nan"), inference_ms=median,
         fps_ratio=(entry["fps"] or float("nan")) * median / 1000,
         pre_post_share=sum(lat[s]["mean"] or 0.0 for s in ("preprocess", "postprocess", "render")) / inference_mean,
-        soak_mb_per_1000=soak_slope(rss))
+        soak_mb_per_1000=soak_slope(rss), released_mb=memory.get("model_pages_released_mb"))
 
 
 def measure(models: dict[str, Path], frames: int = 200, warmup: int = 10, threads: int = 2,
@@ -143,7 +145,8 @@ def _f(value: float | None, fmt: str) -> str:
 
 
 def budget_table(rows: list[BudgetRow]) -> str:
-    header = ["artifact", "runtime", "frames", "peak RSS MB", "RSS load / first / steady MB", "pipeline FPS",
+    header = ["artifact", "runtime", "frames", "peak RSS MB", "RSS load / first / steady MB",
+              "model file pages dropped MB", "pipeline FPS",
               "median inference ms", "FPS × inference", "pre+post / inference", "soak MB / 1k frames",
               f"→ {SOAK_FRAMES} frames MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -153,7 +156,8 @@ def budget_table(rows: list[BudgetRow]) -> str:
             continue
         split = " / ".join(_f(v, ".0f") for v in (r.loaded_rss_mb, r.first_frame_rss_mb, r.steady_rss_mb))
         lines.append("| " + " | ".join([
-            r.label, r.runtime.split(" (")[0], str(r.frames), _f(r.peak_rss_mb, ".0f"), split, _f(r.fps, ".2f"),
+            r.label, r.runtime.split(" (")[0], str(r.frames), _f(r.peak_rss_mb, ".0f"), split,
+            _f(r.released_mb, ".1f"), _f(r.fps, ".2f"),
             _f(r.inference_ms, ".1f"), _f(r.fps_ratio, ".2f"), _f(100 * r.pre_post_share, ".1f") + "%",
             _f(r.soak_mb_per_1000, "+.2f"), _f(r.soak_5000_mb, "+.1f")]) + " |")
     return "\n".join(lines)

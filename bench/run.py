@@ -744,7 +744,9 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
             budget_table(rows_) + f"\n\nEach artifact streamed by a fresh `device/run_camera.py` (no TensorFlow, no "
             f"other model in the process), up to {frames} frames of a 480×360 video (about {BUDGET_ROW_S} s each at "
             f"its median inference), overlay rendered, {threads} threads; "
-            "peak RSS is the process's high-water mark, loading included; the soak slope is fitted over the second "
+            "peak RSS is the process's high-water mark, loading included; LiteRT drops the model file's mapped pages "
+            "once XNNPACK has packed the weights (the 'model file pages dropped' column, docs/memory.md section 6); "
+            "the soak slope is fitted over the second "
             "half of these frames and extrapolated to 5,000 (bench/budget.py). " + goals_line(rows_) + ".")
         results.extra["budget"] = [r.to_json() for r in rows_]
     jetson = jetson_table(full["macs"], settings.jetson_efficiency)

@@ -178,7 +178,8 @@ def _run_one(key: str, backend: Backend, config: RunConfig, stop: threading.Even
         sinks = build_sinks(config, source.fps)
         before_load = rss_mb()
         with backend:
-            load_memory = {"rss_before_load_mb": before_load, "rss_loaded_mb": rss_mb()}
+            load_memory = {"rss_before_load_mb": before_load, "rss_loaded_mb": rss_mb(),
+                           "model_pages_released_mb": backend.released_bytes / 2**20}
             runtime = backend.describe()
             log(f"{Path(key).name}: {runtime} on {source.description}")
             tegrastats.start()

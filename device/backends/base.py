@@ -70,6 +70,7 @@ class Backend(abc.ABC):
         self.options = options or BackendOptions()
         self.is_active = False
         self.inference_time: float | None = None  # seconds spent in the last infer_impl()
+        self.released_bytes = 0  # the mapped model file's resident bytes dropped after loading (LiteRT)
         self._expected = expected_input(metadata)
 
     # --- what each backend writes ---------------------------------------------------------

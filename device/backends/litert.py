@@ -10,6 +10,7 @@ import importlib
 import numpy as np
 
 from segnet_edge.device.backends.base import Backend, TensorSpec, check_quantization, register
+from segnet_edge.device.backends.mapped_pages import release_file_pages
 from segnet_edge.device.errors import ModelFileError, UsageError
 
 #: Where an Interpreter class may come from, best first (the board has no TensorFlow).
@@ -67,6 +68,8 @@ class LiteRTBackend(Backend):
         except (ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelFileError(f"{self.path}: LiteRT cannot load it ({first}); re-export it") from None
+        # XNNPACK has repacked the weights: the mapped file's pages are a second copy (docs/memory.md, section 6).
+        self.released_bytes = release_file_pages(self.path).resident_bytes
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         check_quantization(self.path, "input", *self._input["quantization"], self.metadata.input_quantization)
