@@ -29,9 +29,17 @@ FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8"
 LABELS = {"tflite-fp32": "TFLite fp32", "tflite-fp16": "TFLite fp16", "tflite-int8": "TFLite int8",
           "onnx-fp32": "ORT fp32", "onnx-int8": "ORT QDQ int8",
           "ort-fp32": "ORT fp32, MaxUnpool", "ort-int8": "ORT QDQ uint8, MaxUnpool"}
-RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "ort": "onnxruntime"}
 #: Formats that are another graph for the same runtime and precision (the pooling goal takes the best).
 SAME_RUNTIME = {"ort-fp32": "onnx-fp32", "ort-int8": "onnx-int8"}
+
+
+def runtime_and_precision(name: str) -> tuple[str, str]:
+    """(device backend, precision) of export format `name`, from convert's format table (whose runtime
+    is the backend its artifact's suffix picks): what a row loads and what it is labelled."""
+    from segnet_edge.convert.registry import FORMATS as EXPORT_FORMATS
+
+    fmt = EXPORT_FORMATS[name]
+    return fmt.runtime, fmt.precision
 
 
 @dataclass
@@ -125,6 +133,7 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
     from segnet_edge.calibration.tflite import representative_dataset
     from segnet_edge.convert.onnx import INPUT_NAME, export_graph, quantize_qdq
     from segnet_edge.convert.options import ConvertOptions
+    from segnet_edge.convert.registry import FORMATS as EXPORT_FORMATS
     from segnet_edge.convert.tflite import convert_keras, convert_keras_int8, inspect
     from segnet_edge.device.artifact_metadata import embed_tflite_metadata, sealed_onnx_bytes
 
@@ -133,8 +142,9 @@ def export_variant(model, metadata, design: str, out: Path, calib, formats=FORMA
     defaults = ConvertOptions()  # the same activation ranges `segnet-edge convert` picks
     float_onnx = out / f"{design}_float.onnx"
     for name in formats:
-        family, precision = name.split("-")
-        path = out / f"{design}_{name}.{'tflite' if family == 'tflite' else 'onnx'}"
+        fmt = EXPORT_FORMATS[name]
+        family, precision = fmt.family, fmt.precision
+        path = out / f"{design}_{name}{Path(fmt.artifact).suffix}"
         started = time.perf_counter()
         meta = replace(metadata, format=name, unpool_mode=design)
         if family == "tflite":

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout; also what the spawned workers import from
 
-from bench.artifacts import CAMVID_SAMPLE, FORMATS, LABELS, RUNTIME, SAME_RUNTIME  # noqa: E402
+from bench.artifacts import CAMVID_SAMPLE, FORMATS, LABELS, SAME_RUNTIME, runtime_and_precision  # noqa: E402
 from bench.report import (  # noqa: E402
     CONFIDENT_MARGIN,
     GOAL_INT8_AGREEMENT,
@@ -295,13 +295,13 @@ def _specs(group: str, facts: dict, settings: Settings):
         for name in FORMATS:
             artifact = facts["artifacts"].get(name, {})
             if "path" in artifact:
-                specs.append(RowSpec(f"{group}/{name}/{threads}", group, LABELS[name], RUNTIME[name.split("-")[0]],
-                                     name.split("-")[1], threads, artifact["path"]))
+                specs.append(RowSpec(f"{group}/{name}/{threads}", group, LABELS[name], *runtime_and_precision(name),
+                                     threads, artifact["path"]))
     extra_threads = max(settings.threads)
     for name, artifact in facts.get("labels", {}).items():
         if "path" in artifact:
             specs.append(RowSpec(f"{group}/{name}+labels/{extra_threads}", group, LABELS[name] + ", argmax in model",
-                                 RUNTIME[name.split("-")[0]], name.split("-")[1], extra_threads, artifact["path"]))
+                                 *runtime_and_precision(name), extra_threads, artifact["path"]))
     if group == "full" and "plain" in facts:
         specs.append(RowSpec(f"{group}/keras-plain/{extra_threads}", group, "Keras, plain pool + upsample", "keras",
                              "fp32", extra_threads, facts["model"], pooling="plain"))
@@ -310,8 +310,7 @@ def _specs(group: str, facts: dict, settings: Settings):
                              facts["model"], pooling="tf-argmax"))
         for name, artifact in facts["plain"].items():
             specs.append(RowSpec(f"{group}/{name}-plain/{extra_threads}", group, LABELS[name] + ", plain pool + upsample",
-                                 RUNTIME[name.split("-")[0]], name.split("-")[1], extra_threads, artifact["path"],
-                                 pooling="plain"))
+                                 *runtime_and_precision(name), extra_threads, artifact["path"], pooling="plain"))
     return specs
 
 

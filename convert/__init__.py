@@ -244,7 +244,8 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     report.size_bytes = result.path.stat().st_size
     if frames is not None:
         log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
-        probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1)
+        probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1,
+                                     runtime=fmt.runtime)
         if ctx.from_float_twin(fmt):
             reference = ctx.float_reference(frames.inputs)
         report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)

@@ -195,15 +195,16 @@ def compare(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
     return parity
 
 
-def run_artifact(path: Path, inputs: np.ndarray, batch: int = 1) -> np.ndarray:
-    """Float probabilities (N, H, W, C) from an artifact, run as the board runs it."""
-    from segnet_edge.device.backends.base import load_backend
+def run_artifact(path: Path, inputs: np.ndarray, batch: int = 1, runtime: str | None = None) -> np.ndarray:
+    """Float probabilities (N, H, W, C) from an artifact, run as the board runs it: on the backend `runtime`
+    names (an ExportFormat's), else the one its suffix picks."""
+    from segnet_edge.device.backends.base import file_format, load_backend
 
     if batch > 1:
-        if path.suffix != ".onnx":
+        if file_format(path) != "onnx":
             raise UsageError(f"{path.name}: parity runs batch-1 engines only; convert with --batch 1 to check it")
         return _run_onnx_batched(path, inputs, batch)
-    with load_backend(path) as backend:
+    with load_backend(path, runtime) as backend:
         return backend.run(inputs)
 
 

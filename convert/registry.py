@@ -28,13 +28,19 @@ class ExportFormat:
     artifact: str  # file name inside OUT
     family: str  # module under segnet_edge.convert, and the --formats group name
     precision: str  # fp32 | fp16 | int8
-    runtime: str  # the device backend that runs it (parity, and on the board)
     description: str
     #: Unpooling formulation (see layers.MaxUnpooling2D); None: "onehot" for TensorRT >= 8.5, else "select".
     unpool_mode: str | None
     needs: tuple[str, ...] = ()  # formats whose artifacts this one is built from
     size_reference: str | None = None  # the format whose size Targets.int8_tflite_size_ratio compares with
     static_batch: bool = True  # built with --batch (TFLite is always batch 1, what the board feeds)
+
+    @property
+    def runtime(self) -> str:
+        """The device backend that runs the artifact (parity, bench, the board): the one its suffix picks."""
+        from segnet_edge.device.backends.base import backend_class
+
+        return backend_class(self.artifact).name
 
     @property
     def is_int8(self) -> bool:
@@ -56,31 +62,31 @@ _FORMATS = (
     # mis-scales ONE_HOT's output, so the int8 model picks its mask from a constant identity (GATHER
     # keeps the table's exact 0/1 quantization) and multiplies in XNNPACK (bench/run.py measures it
     # against equal + select, whose broadcast SELECT_V2 is a slow reference kernel).
-    ExportFormat("tflite-fp32", "model_fp32.tflite", "tflite", "fp32", "litert",
+    ExportFormat("tflite-fp32", "model_fp32.tflite", "tflite", "fp32",
                  "TFLite float32, builtin ops only", "onehot", static_batch=False),
-    ExportFormat("tflite-fp16", "model_fp16.tflite", "tflite", "fp16", "litert",
+    ExportFormat("tflite-fp16", "model_fp16.tflite", "tflite", "fp16",
                  "TFLite with float16 weights (GPU delegate; CPU dequantizes once)", "onehot", static_batch=False),
-    ExportFormat("tflite-int8", "model_int8.tflite", "tflite", "int8", "litert",
+    ExportFormat("tflite-int8", "model_int8.tflite", "tflite", "int8",
                  "TFLite full integer: int8 (or --io uint8) input and output, per-channel weights", "gather",
                  size_reference="tflite-fp32", static_batch=False),
     # ONNX: the float graph follows --trt-version (OneHot parses from TensorRT 8.5); the QDQ graph
     # always uses equal + where, the cheapest form in ONNX Runtime int8 and one every TensorRT parses.
-    ExportFormat("onnx-fp32", "model.onnx", "onnx", "fp32", "onnxruntime",
+    ExportFormat("onnx-fp32", "model.onnx", "onnx", "fp32",
                  "ONNX float32, static shape, via tf2onnx", None),
-    ExportFormat("onnx-int8", "model_int8.onnx", "onnx", "int8", "onnxruntime",
+    ExportFormat("onnx-int8", "model_int8.onnx", "onnx", "int8",
                  "ONNX QDQ int8 (symmetric, per-channel) for ONNX Runtime and TensorRT explicit quantization",
                  "select"),
     # ONNX Runtime only: MaxPool's Indices output + MaxUnpool are its native kernels (a few % over plain
     # pooling where the portable index ops cost 20-30%, convert/ort_pooling.py), but TensorRT parses neither,
     # and with no TensorRT to serve the QDQ graph keeps ONNX Runtime's asymmetric uint8 activations.
-    ExportFormat("ort-fp32", "model_ort.onnx", "ort", "fp32", "onnxruntime",
+    ExportFormat("ort-fp32", "model_ort.onnx", "ort", "fp32",
                  "ONNX float32 for ONNX Runtime only: native MaxPool indices + MaxUnpool", "maxunpool"),
-    ExportFormat("ort-int8", "model_ort_int8.onnx", "ort", "int8", "onnxruntime",
+    ExportFormat("ort-int8", "model_ort_int8.onnx", "ort", "int8",
                  "ONNX QDQ int8 for ONNX Runtime only: uint8 activations, MaxPool indices + MaxUnpool",
                  "maxunpool"),
-    ExportFormat("trt-fp16", "model_fp16.engine", "tensorrt", "fp16", "tensorrt",
+    ExportFormat("trt-fp16", "model_fp16.engine", "tensorrt", "fp16",
                  "TensorRT engine, fp16, built from model.onnx", None, needs=("onnx-fp32",)),
-    ExportFormat("trt-int8", "model_int8.engine", "tensorrt", "int8", "tensorrt",
+    ExportFormat("trt-int8", "model_int8.engine", "tensorrt", "int8",
                  "TensorRT engine, int8 from the QDQ graph (or model.onnx + the entropy calibrator)", "select",
                  needs=("onnx-fp32", "onnx-int8")),
 )

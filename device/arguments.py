@@ -9,19 +9,18 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from segnet_edge.device.backends.base import backend_names
 from segnet_edge.device.cli_core import non_negative_int, number, positive_int
 from segnet_edge.device.errors import UsageError
 from segnet_edge.device.pipeline import stall_after
 from segnet_edge.device.session import RunConfig, with_given
-
-BACKEND_NAMES = ("litert", "onnxruntime", "tensorrt")
 
 
 def add_stream_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
     """Source, runtime and measurement flags (both commands); help shows the command's defaults."""
     parser.add_argument("--source", help="0 (camera index), /dev/videoN, csi://N, rtsp://..., http://..., "
                         f"a video file, an image folder, or synthetic (default: {defaults.source})")
-    parser.add_argument("--backend", choices=(*BACKEND_NAMES, "auto"),
+    parser.add_argument("--backend", choices=(*backend_names(), "auto"),
                         help="override the backend the file extension picks; auto: time each MODEL (folders: "
                         "their artifacts) briefly and stream the fastest")
     parser.add_argument("--frames", type=non_negative_int, help="stop after N frames, warm-up included "

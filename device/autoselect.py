@@ -24,8 +24,6 @@ import numpy as np
 
 from segnet_edge.device.errors import DataError, IntegrityError, ModelFileError, UsageError
 
-#: Artifact files a folder contributes (TensorRT engines keep their metadata in a .json beside them).
-ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".engine")
 #: Frames per candidate: the first `warmup` are not counted (XNNPACK packs weights, ORT allocates).
 DEFAULT_FRAMES, DEFAULT_WARMUP = 5, 2
 REPORT_FILE = "autoselect.json"
@@ -66,14 +64,17 @@ class AutoChoice:
 
 
 def expand(models: list[str | Path]) -> list[Path]:
-    """MODEL arguments -> artifact files: folders give their artifacts (sorted), files stay."""
+    """MODEL arguments -> artifact files: folders give their artifacts (sorted; any suffix a backend runs,
+    an engine's `.json` sidecar is not one), files stay."""
+    from segnet_edge.device.backends.base import artifact_suffixes, is_artifact
+
     paths: list[Path] = []
     for model in models:
         model = Path(model)
         if model.is_dir():
-            found = sorted(p for p in model.iterdir() if p.suffix.lower() in ARTIFACT_SUFFIXES and p.is_file())
+            found = sorted(p for p in model.iterdir() if is_artifact(p) and p.is_file())
             if not found:
-                raise UsageError(f"{model}: no .tflite, .onnx or .engine artifacts in this folder")
+                raise UsageError(f"{model}: no {', '.join(artifact_suffixes())} artifacts in this folder")
             paths += found
         else:
             paths.append(model)

@@ -189,12 +189,11 @@ def evaluate_models(config: EvaluateConfig, models: list[str]) -> list[Evaluatio
 
 
 def is_artifact(model: str | Path) -> bool:
-    """A file a device backend runs (the backend registry's extensions): scored through the board's runtime,
+    """A file a device backend runs (the backend registry's suffixes): scored through the board's runtime,
     not TensorFlow, so what ships is what is measured."""
-    from segnet_edge.device.backends.base import available_backends
+    from segnet_edge.device.backends.base import is_artifact as runs_on_device
 
-    suffix = Path(model).suffix.lower()
-    return any(suffix in backend.extensions for backend in available_backends().values())
+    return runs_on_device(model)
 
 
 def _metadata(model: str):

@@ -62,7 +62,29 @@ class Backend(abc.ABC):
     """A runner over one artifact: activate, infer many frames, deactivate."""
 
     name: ClassVar[str]
-    extensions: ClassVar[tuple[str, ...]]
+
+    # --- the file format this backend owns (registry part: backends/<format>_file.py) -------
+    suffixes: ClassVar[tuple[str, ...]]  # file suffixes, lower case, that pick this backend
+    file_format: ClassVar[str]  # what the files are: "tflite", "onnx", "engine"
+    min_bytes: ClassVar[int] = 1  # a smaller file is a truncated copy
+
+    @classmethod
+    def check_file(cls, path: Path) -> None:
+        """Static checks of the file's bytes before a runtime sees them; one-line ModelFileError.
+        The default checks nothing beyond `min_bytes` (an engine is opaque to Python)."""
+        return None
+
+    @classmethod
+    @abc.abstractmethod
+    def read_metadata_json(cls, path: Path) -> bytes | None:
+        """The segnet-edge metadata JSON the artifact carries, None when it has none."""
+
+    @classmethod
+    def payload_files(cls, path: Path) -> list[Path]:
+        """The files the payload digest covers, in order (the artifact, and any file beside it)."""
+        return [Path(path)]
+
+    # --- end of the file format part ---------------------------------------------------------
 
     def __init__(self, path: str | Path, metadata: ModelMetadata, options: BackendOptions | None = None):
         self.path = Path(path)
@@ -247,11 +269,11 @@ def check_quantization(path: Path, what: str, scale: float, zero_point: int, exp
         )
 
 
-# --- registry ------------------------------------------------------------------------------
+# --- registry: backend names, file suffixes and formats, read from the backend classes ------
 
 
 def register(cls: type[Backend]) -> type[Backend]:
-    """Class decorator: make a backend available by its `name` and file `extensions`."""
+    """Class decorator: make a backend available by its `name` and file `suffixes`."""
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -263,21 +285,74 @@ def available_backends() -> dict[str, type[Backend]]:
     return dict(_REGISTRY)
 
 
+def backend_names() -> tuple[str, ...]:
+    """Every backend's name, in registration order (what --backend offers)."""
+    return tuple(available_backends())
+
+
+def artifact_suffixes() -> tuple[str, ...]:
+    """Every suffix a backend runs, lower case (what a folder of artifacts contributes)."""
+    return tuple(suffix for cls in available_backends().values() for suffix in cls.suffixes)
+
+
+def backend_for_file(path: str | Path) -> type[Backend] | None:
+    """The backend registered for the file's suffix, None when no backend runs such files."""
+    suffix = Path(path).suffix.lower()
+    return next((cls for cls in available_backends().values() if suffix in cls.suffixes), None)
+
+
+def file_format(path: str | Path) -> str | None:
+    """"tflite", "onnx", "engine"...: the format a file's suffix says it is, None for a non-artifact."""
+    cls = backend_for_file(path)
+    return None if cls is None else cls.file_format
+
+
+def is_artifact(path: str | Path) -> bool:
+    """A file a device backend runs (by its suffix)."""
+    return backend_for_file(path) is not None
+
+
+def payload_files(path: str | Path) -> list[Path]:
+    """The files an artifact's payload digest covers (an engine's sidecar after the engine)."""
+    cls = backend_for_file(path)
+    return [Path(path)] if cls is None else cls.payload_files(Path(path))
+
+
+def damaged(path: str | Path) -> str | None:
+    """Why the file cannot be an artifact of its format (too small, the format's static check), else None.
+    Metadata and payload digest are not looked at: that is artifact_check.check_artifact."""
+    path = Path(path)
+    cls = backend_for_file(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror or exc}); check the path"
+    suffix = path.suffix.lower()
+    if size < (cls.min_bytes if cls is not None else 1):
+        return (f"{path}: {size} bytes is too small for a {suffix or 'model'} file "
+                "(truncated copy?); copy or re-export it")
+    if cls is not None:
+        try:
+            cls.check_file(path)
+        except ModelFileError as exc:
+            return str(exc)
+    return None
+
+
 def backend_class(path: str | Path, name: str | None = None) -> type[Backend]:
-    """The backend `name` names, else the one registered for the file's extension."""
+    """The backend `name` names, else the one registered for the file's suffix."""
     registry = available_backends()
     if name is not None:
         if name not in registry:
             raise UsageError(f"unknown backend {name!r}; use one of {', '.join(sorted(registry))}")
         return registry[name]
+    cls = backend_for_file(path)
+    if cls is not None:
+        return cls
     suffix = Path(path).suffix.lower()
-    for cls in registry.values():
-        if suffix in cls.extensions:
-            return cls
-    known = sorted(ext for cls in registry.values() for ext in cls.extensions)
     raise ModelFileError(
-        f"{path}: no backend for {suffix or 'a file without extension'!r}; give one of {', '.join(known)} "
-        "or choose one with --backend"
+        f"{path}: no backend for {suffix or 'a file without extension'!r}; give one of "
+        f"{', '.join(sorted(artifact_suffixes()))} or choose one with --backend"
     )
 
 

@@ -9,6 +9,7 @@ import importlib
 
 import numpy as np
 
+from segnet_edge.device.backends import tflite_file
 from segnet_edge.device.backends.base import Backend, TensorSpec, check_quantization, register
 from segnet_edge.device.backends.mapped_pages import release_file_pages
 from segnet_edge.device.errors import ModelFileError, UsageError
@@ -58,7 +59,12 @@ def _version(dist: str) -> str:
 @register
 class LiteRTBackend(Backend):
     name = "litert"
-    extensions = (".tflite",)
+    # its file format: backends/tflite_file.py
+    suffixes = (".tflite",)
+    file_format = "tflite"
+    min_bytes = tflite_file.MIN_BYTES
+    check_file = staticmethod(tflite_file.check_file)
+    read_metadata_json = staticmethod(tflite_file.read_metadata_json)
 
     def activate_impl(self) -> None:
         interpreter_cls, self._dist = interpreter_class()

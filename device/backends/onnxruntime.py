@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from segnet_edge.device.backends import onnx_file
 from segnet_edge.device.backends.base import Backend, TensorSpec, register
 from segnet_edge.device.errors import ModelFileError, UsageError
 
@@ -40,7 +41,12 @@ def choose_providers(available: list[str], requested: tuple[str, ...] | None) ->
 @register
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    extensions = (".onnx",)
+    # its file format: backends/onnx_file.py
+    suffixes = (".onnx",)
+    file_format = "onnx"
+    min_bytes = onnx_file.MIN_BYTES
+    check_file = staticmethod(onnx_file.check_file)
+    read_metadata_json = staticmethod(onnx_file.read_metadata_json)
 
     def activate_impl(self) -> None:
         ort = import_onnxruntime()

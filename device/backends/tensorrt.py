@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from segnet_edge.device.backends import engine_file
 from segnet_edge.device.backends.base import Backend, TensorSpec, register
 from segnet_edge.device.errors import ModelFileError, UsageError
 
@@ -133,7 +134,12 @@ def cuda_api(device: int = 0):
 @register
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    extensions = (".engine", ".plan", ".trt")
+    # its file format: backends/engine_file.py (the metadata is the sidecar `<engine>.json`)
+    suffixes = (".engine", ".plan", ".trt")
+    file_format = "engine"
+    min_bytes = engine_file.MIN_BYTES
+    read_metadata_json = staticmethod(engine_file.read_metadata_json)
+    payload_files = staticmethod(engine_file.payload_files)
 
     def activate_impl(self) -> None:
         trt = import_tensorrt()

@@ -82,12 +82,12 @@ def test_bad_artifact_for_evaluate_is_one_line_exit_2(converted, scene_dataset, 
 
 def test_a_damaged_artifact_is_refused_before_the_data_is_read(converted, scene_dataset, tmp_path):
     """A flipped byte in the weights: one line naming the file (its payload digest), exit 2, no report."""
-    from segnet_edge.device.artifact_check import _MODEL, _Walker
+    from segnet_edge.device.backends.tflite_file import MODEL, FlatBuffer
 
     int8 = converted.out / "model_int8.tflite"
     data = bytearray(int8.read_bytes())
-    walker = _Walker(bytes(data))
-    buffers = walker.tables(walker.table(walker._unpack("<I", 0, "root"), "model"), _MODEL["buffers"], "buffers")
+    walker = FlatBuffer(bytes(data))
+    buffers = walker.tables(walker.root(), MODEL["buffers"], "buffers")
     start, length = max((walker.vector(b, 0, 1, "data") for b in buffers), key=lambda v: v[1])  # the largest weight
     data[start + length // 2] ^= 0x04
     damaged = tmp_path / "model_int8.tflite"

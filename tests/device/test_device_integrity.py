@@ -15,9 +15,10 @@ import pytest
 from device_util import assert_one_line_error, profile_no_tf, run_no_tf
 
 from segnet_edge.device import integrity
-from segnet_edge.device.artifact_check import _MODEL, _Walker, check_artifact
+from segnet_edge.device.artifact_check import check_artifact
 from segnet_edge.device.artifact_metadata import read_artifact_metadata, sidecar_path, sidecar_text
 from segnet_edge.device.backends.base import BackendOptions, load_backend
+from segnet_edge.device.backends.tflite_file import MODEL, FlatBuffer
 from segnet_edge.device.errors import IntegrityError, ModelFileError
 
 ARTIFACTS = ("model_fp32.tflite", "model_int8.tflite", "model.onnx")
@@ -27,9 +28,8 @@ def _weight_offset(path) -> int:
     """A byte in the middle of the artifact's largest constant tensor."""
     data = path.read_bytes()
     if path.suffix == ".tflite":
-        walker = _Walker(data)
-        model = walker.table(walker._unpack("<I", 0, "root"), "model")
-        vectors = [walker.vector(b, 0, 1, "data") for b in walker.tables(model, _MODEL["buffers"], "buffers")]
+        walker = FlatBuffer(data)
+        vectors = [walker.vector(b, 0, 1, "data") for b in walker.tables(walker.root(), MODEL["buffers"], "buffers")]
         start, length = max(vectors, key=lambda v: v[1])
         return start + length // 2
     import onnx

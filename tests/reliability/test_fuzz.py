@@ -1,7 +1,7 @@
 """Damaged artifacts, models and calibration sets: refused in one line, never a signal or a traceback.
 
 Also the two gates of segnet_edge.device.artifact_check on their own: the static
-TFLite walk must reject the damage classes that crashed LiteRT when measured, and
+TFLite walk (backends/tflite_file.py) must reject the damage classes that crashed LiteRT when measured, and
 the child-process probe must turn a real SIGSEGV (and a hang) into one line while
 the caller carries on.
 """
@@ -13,15 +13,8 @@ import struct
 import pytest
 from rel_util import record
 
-from segnet_edge.device.artifact_check import (
-    _MODEL,
-    _OPERATOR,
-    _SUBGRAPH,
-    _TENSOR,
-    _Walker,
-    check_artifact,
-    probe_in_child,
-)
+from segnet_edge.device.artifact_check import check_artifact, probe_in_child
+from segnet_edge.device.backends.tflite_file import MODEL, OPERATOR, SUBGRAPH, TENSOR, FlatBuffer
 from segnet_edge.device.errors import ModelFileError
 from tools.reliability.fuzz import FuzzTarget, fuzz
 
@@ -60,9 +53,9 @@ def test_the_child_probe_turns_a_segfault_and_a_hang_into_one_line(artifacts, tm
 
 
 def _tflite_positions(data: bytes):
-    walker = _Walker(data)
-    model = walker.table(walker._unpack("<I", 0, "root"), "model")
-    subgraph = walker.tables(model, _MODEL["subgraphs"], "subgraphs")[0]
+    walker = FlatBuffer(data)
+    model = walker.root()
+    subgraph = walker.tables(model, MODEL["subgraphs"], "subgraphs")[0]
     return walker, model, subgraph
 
 
@@ -70,19 +63,19 @@ def test_the_static_walk_rejects_what_crashed_litert(artifacts, tmp_path):
     """Out-of-range operator indices and a constant tensor pointing at a buffer of the wrong size."""
     data = (artifacts / "model_int8.tflite").read_bytes()
     walker, model, subgraph = _tflite_positions(data)
-    tensors = walker.tables(subgraph, _SUBGRAPH["tensors"], "tensors")
-    operator = walker.tables(subgraph, _SUBGRAPH["operators"], "operators")[0]
+    tensors = walker.tables(subgraph, SUBGRAPH["tensors"], "tensors")
+    operator = walker.tables(subgraph, SUBGRAPH["operators"], "operators")[0]
 
     bad_index = bytearray(data)
-    start, _ = walker.vector(operator, _OPERATOR["inputs"], 4, "inputs")
+    start, _ = walker.vector(operator, OPERATOR["inputs"], 4, "inputs")
     struct.pack_into("<i", bad_index, start, len(tensors) + 7)
-    buffers = walker.tables(model, _MODEL["buffers"], "buffers")
+    buffers = walker.tables(model, MODEL["buffers"], "buffers")
     sizes = [walker.vector(b, 0, 1, "data")[1] for b in buffers]
-    constant = next(t for t in tensors if sizes[walker.scalar(t, _TENSOR["buffer"], "<I", "b")] > 0)
-    own = walker.scalar(constant, _TENSOR["buffer"], "<I", "b")
+    constant = next(t for t in tensors if sizes[walker.scalar(t, TENSOR["buffer"], "<I", "b")] > 0)
+    own = walker.scalar(constant, TENSOR["buffer"], "<I", "b")
     other = next(i for i, size in enumerate(sizes) if size and size != sizes[own])
     bad_buffer = bytearray(data)
-    struct.pack_into("<I", bad_buffer, walker.field(constant, _TENSOR["buffer"], "b"), other)
+    struct.pack_into("<I", bad_buffer, walker.field(constant, TENSOR["buffer"], "b"), other)
 
     cases = {"operator index": (bytes(bad_index), "operator 0 inputs name tensor"),
              "buffer size": (bytes(bad_buffer), "but its buffer holds"),

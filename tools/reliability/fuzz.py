@@ -21,7 +21,8 @@ from pathlib import Path
 from tools.reliability.mutate import BYTE_KINDS, cases
 from tools.reliability.tally import Tally
 
-#: file kind -> (worker target, worker mode, mutation kinds). Native readers get one process per case.
+#: file kind (an artifact's file format, else the suffix) -> (worker target, worker mode, mutation kinds).
+#: Native readers get one process per case.
 PLANS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "tflite": ("artifact", "fork", (*BYTE_KINDS, "index")),
     "onnx": ("artifact", "fork", BYTE_KINDS),
@@ -43,7 +44,9 @@ class FuzzTarget:
 
     @property
     def kind(self) -> str:
-        return self.path.suffix.lstrip(".").lower()
+        from segnet_edge.device.backends.base import file_format
+
+        return file_format(self.path) or self.path.suffix.lstrip(".").lower()
 
 
 def worker_env() -> dict[str, str]:

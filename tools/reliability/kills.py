@@ -108,6 +108,8 @@ def run_and_kill(argv: list[str], plan: KillPlan, watch: Path, log: Path) -> tup
 
 def check_file(path: Path) -> str | None:
     """None when `path` is complete and loadable by the reader segnet-edge has for it, else why not."""
+    from segnet_edge.device.backends.base import is_artifact
+
     try:
         suffix = path.suffix.lower()
         if suffix in (".h5", ".keras"):
@@ -127,7 +129,7 @@ def check_file(path: Path) -> str | None:
             from segnet_edge.calibration.representative import load_calibration_set
 
             load_calibration_set(path)
-        elif suffix in (".tflite", ".onnx"):
+        elif is_artifact(path):
             from segnet_edge.device.backends.base import load_backend
 
             with load_backend(path):

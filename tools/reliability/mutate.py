@@ -57,20 +57,20 @@ def cases(data: bytes, count: int, seed: int, kinds: Sequence[str]) -> Iterator[
 
 def _swap_index(data: bytearray, rng: random.Random) -> None:
     """Point one operator input/output (or a tensor's buffer) at another valid index, in place."""
-    from segnet_edge.device.artifact_check import _MODEL, _OPERATOR, _SUBGRAPH, _TENSOR, _Walker
+    from segnet_edge.device.backends.tflite_file import MODEL, OPERATOR, SUBGRAPH, TENSOR, FlatBuffer
 
-    walker = _Walker(bytes(data))
-    model = walker.table(walker._unpack("<I", 0, "root"), "model")
-    buffers = walker.vector(model, _MODEL["buffers"], 4, "buffers")[1]
-    subgraph = walker.tables(model, _MODEL["subgraphs"], "subgraphs")[0]
-    tensors = walker.tables(subgraph, _SUBGRAPH["tensors"], "tensors")
-    operators = walker.tables(subgraph, _SUBGRAPH["operators"], "operators")
+    walker = FlatBuffer(bytes(data))
+    model = walker.root()
+    buffers = walker.vector(model, MODEL["buffers"], 4, "buffers")[1]
+    subgraph = walker.tables(model, MODEL["subgraphs"], "subgraphs")[0]
+    tensors = walker.tables(subgraph, SUBGRAPH["tensors"], "tensors")
+    operators = walker.tables(subgraph, SUBGRAPH["operators"], "operators")
     if rng.random() < 0.8 and operators:
         operator = rng.choice(operators)
-        start, length = walker.vector(operator, _OPERATOR[rng.choice(("inputs", "outputs"))], 4, "indices")
+        start, length = walker.vector(operator, OPERATOR[rng.choice(("inputs", "outputs"))], 4, "indices")
         if length:
             struct.pack_into("<i", data, start + 4 * rng.randrange(length), rng.randrange(-1, len(tensors)))
             return
-    field = walker.field(rng.choice(tensors), _TENSOR["buffer"], "buffer")
+    field = walker.field(rng.choice(tensors), TENSOR["buffer"], "buffer")
     if field is not None and buffers:
         struct.pack_into("<I", data, field, rng.randrange(buffers))
