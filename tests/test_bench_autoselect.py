@@ -64,6 +64,9 @@ def test_folders_expand_to_their_artifacts(artifacts, tmp_path):
     assert {"model_fp32.tflite", "model_int8.tflite", "model.onnx"} <= set(found)
     with pytest.raises(UsageError, match="no .tflite"):
         expand([tmp_path])
+    for name in ("model.plan", "model.trt", "model.engine", "model.engine.json", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in expand([tmp_path])] == ["model.engine", "model.plan", "model.trt"]  # every engine suffix
 
 
 def test_profile_backend_auto_streams_the_chosen_model_and_writes_why(artifacts, tmp_path):

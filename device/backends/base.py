@@ -279,10 +279,13 @@ def register(cls: type[Backend]) -> type[Backend]:
 
 
 def available_backends() -> dict[str, type[Backend]]:
-    """Every registered backend, importing the built-in modules (which import no runtime) once."""
-    for module in BUILTIN_BACKENDS:
-        importlib.import_module(f"segnet_edge.device.backends.{module}")
-    return dict(_REGISTRY)
+    """Every registered backend, importing the built-in modules (which import no runtime) once; the built-in
+    ones first, in BUILTIN_BACKENDS order whatever order they were imported in, then any others."""
+    modules = [f"segnet_edge.device.backends.{module}" for module in BUILTIN_BACKENDS]
+    for module in modules:
+        importlib.import_module(module)
+    rank = {module: i for i, module in enumerate(modules)}
+    return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[1].__module__, len(rank))))
 
 
 def backend_names() -> tuple[str, ...]:

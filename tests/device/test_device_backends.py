@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +13,15 @@ from segnet_edge.device.artifact_metadata import sidecar_path, sidecar_text
 from segnet_edge.device.backends import tensorrt as trt_backend
 from segnet_edge.device.backends.base import (
     BackendOptions,
+    artifact_suffixes,
     available_backends,
     backend_class,
+    backend_names,
+    damaged,
+    file_format,
+    is_artifact,
     load_backend,
+    payload_files,
 )
 from segnet_edge.device.backends.onnxruntime import choose_providers
 from segnet_edge.device.errors import DataError, ModelFileError, UsageError
@@ -44,6 +51,24 @@ def test_registry_picks_backend_by_extension_and_override(tmp_path):
         backend_class("model.onnx", "openvino")
     with pytest.raises(ModelFileError, match="no such model file"):
         load_backend(tmp_path / "missing.tflite")
+
+
+def test_registry_helpers_read_the_backend_classes(artifacts, tmp_path):
+    assert backend_names() == tuple(available_backends()) and "tensorrt" in backend_names()
+    # the built-in order whatever order the modules were imported in (this file imports tensorrt first)
+    assert artifact_suffixes() == (".tflite", ".onnx", ".engine", ".plan", ".trt")
+    assert [file_format(p) for p in ("m.tflite", "m.ONNX", "m.plan", "m.trt", "m.h5")] == [
+        "tflite", "onnx", "engine", "engine", None]
+    assert is_artifact("a/m.engine") and not is_artifact("a/m.engine.json") and not is_artifact("m.keras")
+    assert payload_files("m.trt") == [Path("m.trt"), Path("m.trt.json")]
+    assert payload_files("m.onnx") == [Path("m.onnx")]
+    assert damaged(artifacts / "model_int8.tflite") is None and damaged(artifacts / "model.onnx") is None
+    short = tmp_path / "short.plan"
+    short.write_bytes(b"12345")
+    assert "5 bytes is too small for a .plan file" in damaged(short)
+    foreign = tmp_path / "foreign.tflite"
+    foreign.write_bytes(b"\0" * 100)
+    assert "no TFL3 identifier" in damaged(foreign)
 
 
 def test_tflite_and_onnx_agree_and_inference_is_timed(artifacts):
