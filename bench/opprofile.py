@@ -87,6 +87,13 @@ def aggregate_ort_events(events: list[dict], runs: int) -> tuple[dict[str, float
     return dict(ms), {op: len(names) for op, names in nodes.items()}
 
 
+def _backend_name(path: str | Path) -> str:
+    """The device backend the board would run this artifact on (the registry's, by suffix)."""
+    from segnet_edge.device.backends.base import backend_class
+
+    return backend_class(path).name
+
+
 def ort_profile(path: str | Path, threads: int, runs: int = 3) -> OpProfile:
     """Per-op-type time of an ONNX model on ONNX Runtime's CPU provider (after one warm-up run)."""
     import tempfile
@@ -113,7 +120,7 @@ def ort_profile(path: str | Path, threads: int, runs: int = 3) -> OpProfile:
     node_events = [e for e in events if e.get("cat") == "Node"]
     per_run = len(node_events) // (runs + 1) if node_events else 0
     ms, count = aggregate_ort_events(node_events[per_run:], runs)
-    return OpProfile(Path(path).name, "onnxruntime", threads, ms, count, whole)
+    return OpProfile(Path(path).name, _backend_name(path), threads, ms, count, whole)
 
 
 def _ort_dtype(type_name: str) -> np.dtype:
@@ -219,5 +226,5 @@ def tflite_profile(path: str | Path, threads: int, runs: int = 3) -> OpProfile:
     for _ in range(runs):
         whole.invoke()
     whole_ms = (time.perf_counter() - started) / runs * 1000.0
-    return OpProfile(Path(path).name, "litert", threads, dict(ms), dict(count), whole_ms,
+    return OpProfile(Path(path).name, _backend_name(path), threads, dict(ms), dict(count), whole_ms,
                      note="each op timed alone (one-op models): fusion inside XNNPACK partitions is not seen")

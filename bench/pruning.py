@@ -95,9 +95,10 @@ def _convert_int8(rows: list[PruneRow], work: Path, calib) -> None:
 
 def _time(rows: list[PruneRow], frames: np.ndarray, work: Path, rounds: int, warmup: int = 1) -> dict:
     """Interleaved rounds at THREADS threads through the board's LiteRT backend; labels of every frame."""
+    from bench.artifacts import runtime_and_precision
     from bench.measure import RowSpec, WorkerPool
 
-    specs = [RowSpec(f"prune/{i}", "prune", row.variant, "litert", "int8", THREADS, row.tflite)
+    specs = [RowSpec(f"prune/{i}", "prune", row.variant, *runtime_and_precision("tflite-int8"), THREADS, row.tflite)
              for i, row in enumerate(rows) if row.tflite]
     with WorkerPool(specs, frames, work, _log) as pool:
         pool.measure(rounds, warmup, lambda r, s, t: _log(f"round {r + 1}/{t}: {s:.1f} s"))

@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.artifacts import FORMATS, runtime_and_precision  # noqa: E402
 from bench.report import (  # noqa: E402
     README_BEGIN,
     README_END,
@@ -126,3 +127,9 @@ def test_readme_summary_is_three_lines_naming_the_fastest_int8_and_the_missed_go
     assert len(lines) == 3 and "docs/benchmarks.md" in lines[0] and "2026-12-04" in lines[0]
     assert lines[1].startswith("Full-size SegNet: TFLite int8 at 2 thread(s) 340 ms") and "4.12× Keras" in lines[1]
     assert lines[2] == "Goals met: 1 of 2; not met: small."
+
+
+def test_a_rows_runtime_and_precision_come_from_the_format_table():
+    assert runtime_and_precision("tflite-fp16") == ("litert", "fp16")
+    assert runtime_and_precision("ort-int8") == ("onnxruntime", "int8")
+    assert all(runtime_and_precision(name)[0] in ("litert", "onnxruntime") for name in FORMATS)  # CPU table

@@ -55,3 +55,11 @@ def test_list_formats_without_a_model():
     for fmt in FORMATS.values():
         assert fmt.name in result.stdout and fmt.artifact in result.stdout
     assert "needs TensorRT on the target" in result.stdout or "trt-fp16" in result.stdout
+
+
+def test_a_formats_runtime_is_the_backend_its_artifact_suffix_picks():
+    """Parity and the bench load each artifact on `fmt.runtime`: the device backend registry's, not a copy."""
+    runtimes = {name: fmt.runtime for name, fmt in FORMATS.items()}
+    assert runtimes["tflite-int8"] == "litert" and runtimes["ort-int8"] == "onnxruntime"
+    assert runtimes["trt-int8"] == runtimes["trt-fp16"] == "tensorrt"
+    assert FORMATS["onnx-fp32"].to_json()["runtime"] == "onnxruntime"
