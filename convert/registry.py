@@ -35,6 +35,9 @@ class ExportFormat:
     needs: tuple[str, ...] = ()  # formats whose artifacts this one is built from
     size_reference: str | None = None  # the format whose size Targets.int8_tflite_size_ratio compares with
     static_batch: bool = True  # built with --batch (TFLite is always batch 1, what the board feeds)
+    #: its exporter stages something (a sidecar, the command for the board) where its toolchain is missing, so
+    #: it checks availability itself; for any other format convert skips it unless `available()`
+    stages_without_runtime: bool = False
 
     @property
     def is_int8(self) -> bool:
@@ -79,10 +82,11 @@ _FORMATS = (
                  "ONNX QDQ int8 for ONNX Runtime only: uint8 activations, MaxPool indices + MaxUnpool",
                  "maxunpool"),
     ExportFormat("trt-fp16", "model_fp16.engine", "tensorrt", "fp16", "tensorrt",
-                 "TensorRT engine, fp16, built from model.onnx", None, needs=("onnx-fp32",)),
+                 "TensorRT engine, fp16, built from model.onnx", None, needs=("onnx-fp32",),
+                 stages_without_runtime=True),
     ExportFormat("trt-int8", "model_int8.engine", "tensorrt", "int8", "tensorrt",
                  "TensorRT engine, int8 from the QDQ graph (or model.onnx + the entropy calibrator)", "select",
-                 needs=("onnx-fp32", "onnx-int8")),
+                 needs=("onnx-fp32", "onnx-int8"), stages_without_runtime=True),
 )
 
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in _FORMATS}
