@@ -56,6 +56,8 @@ class ExportResult:
 
 @dataclass
 class ExportContext:
+    """One conversion's shared state; what depends on the model's kind is asked of `source`."""
+
     source: ModelSource  # the model file, and what its kind (float or QAT) decides
     options: ConvertOptions
     staging: Path

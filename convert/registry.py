@@ -3,8 +3,9 @@
 One table that `convert_model`, the CLI (`--formats`, `--list-formats`) and the docs
 read. A format's code is the module named by its `family` (convert/tflite.py,
 convert/onnx.py, convert/ort.py, convert/tensorrt.py), each exposing `available()` and
-`export(ctx, fmt)`; modules are imported only when a format is used, so listing
-formats costs no TensorFlow.
+`export(ctx, fmt)`; `convert_model` calls `export` only where `available()` (unless the
+format stages something without its toolchain: `stages_without_runtime`). Modules are
+imported only when a format is used, so listing formats costs no TensorFlow.
 """
 
 from __future__ import annotations
