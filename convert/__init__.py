@@ -17,7 +17,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from segnet_edge.calibration.representative import (
@@ -37,11 +36,10 @@ from segnet_edge.convert.parity import (
     sensitivity,
     target_checks,
 )
-from segnet_edge.convert.registry import FORMATS, GROUPS, ExportFormat, resolve_formats
+from segnet_edge.convert.registry import FORMATS, GROUPS, Availability, ExportFormat, resolve_formats
 from segnet_edge.convert.report import ArtifactReport, ConvertReport
+from segnet_edge.convert.source import open_source
 from segnet_edge.device.errors import UsageError
-from segnet_edge.device.metadata import ModelMetadata
-from segnet_edge.model_io import qat_activation_ranges_symmetric
 
 __all__ = [
     "convert_model", "default_out_dir", "ConvertOptions", "Targets", "ConvertReport", "ArtifactReport", "Parity",
@@ -51,16 +49,6 @@ __all__ = [
 CALIB_FILE = "calib.npz"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_out_dir(model_path: str | Path) -> Path:
@@ -94,17 +82,13 @@ def convert_model(
     model_path = Path(model_path)
 
     # 1. Checks that need no TensorFlow.
-    from segnet_edge.model_io import read_metadata
-
-    source_metadata = read_metadata(model_path)
+    source = open_source(model_path, options, log)
     explicit = formats is not None
     chosen = resolve_formats(formats if explicit else list(options.formats))
     out = Path(out_dir) if out_dir is not None else default_out_dir(model_path)
     _check_out_dir(out, model_path)
-    size = tuple(options.input_size) if options.input_size else tuple(source_metadata.input_size)
-    qat = _is_qat_file(model_path)
-    metadata = replace(source_metadata, input_size=size, output=options.output, source_sha256=_sha256(model_path),
-                       normalization=_export_normalization(model_path, source_metadata, qat))
+    metadata = source.metadata
+    size = metadata.input_size
     if calib is not None and calib_data is not None:
         raise UsageError("give --calib or --calib-data, not both")
     calibration = _load_calibration(calib, size)
@@ -116,17 +100,10 @@ def convert_model(
         from segnet_edge.data.layout import find_samples
 
         find_samples(eval_data, options.eval_split)
-    symmetric = qat and model_path.suffix == ".h5" and qat_activation_ranges_symmetric(model_path)
-    uncalibrated = [f.name for f in chosen
-                    if needs_calibration(f, qat, symmetric) and calibration is None and recipe is None]
+    uncalibrated = [f.name for f in chosen if source.needs_calibration(f) and calibration is None and recipe is None]
     if uncalibrated and explicit:
-        if not qat:
-            hint = "or convert a QAT model"
-        else:
-            hint = ("a QAT model trained with asymmetric ranges needs one for ONNX/TensorRT int8: their "
-                    "zero-point-0 int8 ranges are calibrated afresh (`quantize --activations symmetric` avoids it)")
         raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
-                         f"--calib-data SRC ({hint})")
+                         f"--calib-data SRC ({source.calibration_hint})")
 
     # 2. Stage every artifact.
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,17 +118,11 @@ def convert_model(
             log(f"{'reusing' if reused else 'built'} {out / CALIB_FILE}: {len(calibration)} frames")
             if not reused:
                 staged.append(staging / CALIB_FILE)
-
-        def load_keras():
-            log(f"loading {model_path}")
-            return _load_keras(model_path, metadata, options.unsafe_load)
-
-        ctx = ExportContext(model_path, metadata, options, staging, calibration, qat, load_keras, log,
-                            qat_symmetric=symmetric)
+        ctx = ExportContext(source, options, staging, calibration, log)
         frames = parity_frames(metadata, calibration, eval_data, options.eval_split, options.parity_frames)
         reference = noise_floor = None
         if frames is not None:
-            keras_model = ctx.keras_model()
+            keras_model = source.model()
             reference = keras_model.predict(frames.inputs, batch_size=1, verbose=0)
             noise_floor = sensitivity(lambda x: keras_model.predict(x, batch_size=1, verbose=0), frames.images,
                                       reference, metadata.normalization, options.seed)
@@ -163,7 +134,7 @@ def convert_model(
             if result is not None:
                 staged += [p for p in [result.path, *result.extra_files] if p is not None and p.is_file()]
         report = ConvertReport(
-            model=str(model_path), out_dir=str(out), options=options, metadata=metadata, qat=qat,
+            model=str(model_path), out_dir=str(out), options=options, metadata=metadata, qat=source.qat,
             calibration=None if calibration is None else calibration.to_json(),
             parity_frames=None if frames is None else frames.to_json(), artifacts=artifacts,
             sensitivity=noise_floor, equalization=ctx.equalization,
@@ -182,14 +153,6 @@ def convert_model(
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def needs_calibration(fmt: ExportFormat, qat: bool, symmetric_qat: bool = False) -> bool:
-    """int8 needs activation ranges; a QAT model brings its own, which TFLite uses as they are, and the
-    ONNX graphs too when they are symmetric (zero point 0: TensorRT's QDQ graph, ONNX Runtime's uint8 one)."""
-    if not fmt.is_int8 or not qat:
-        return fmt.is_int8
-    return not (fmt.family == "tflite" or symmetric_qat)
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
@@ -214,10 +177,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-#: The report's note on a QAT model's float artifacts, which are built from and proven against its float twin.
-FLOAT_TWIN_NOTE = "built from, and parity against the QAT model's float twin (the weights it computes with, no fake-quant)"
-
-
 def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], frames, reference,
                 done: list[ArtifactReport], log: Callable[[str], None]) -> ArtifactReport:
     report = ArtifactReport(fmt.name, None, fmt.description)
@@ -230,12 +189,13 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
         return report
     log(f"{fmt.name}: exporting {fmt.artifact}")
     started = time.perf_counter()
-    result: ExportResult = fmt.module().export(ctx, fmt)
+    availability = Availability(True) if fmt.stages_without_runtime else fmt.available()
+    result: ExportResult = (fmt.module().export(ctx, fmt) if availability.ok
+                            else ExportResult(skipped=availability.reason))
     report.seconds = time.perf_counter() - started
     ctx.results[fmt.name] = result
     report.unpool_mode, report.notes, report.command = result.unpool_mode, result.notes, result.command
-    if ctx.from_float_twin(fmt):  # a fake-quant graph is no float artifact
-        report.notes = [*report.notes, FLOAT_TWIN_NOTE]
+    report.notes = [*report.notes, *ctx.source.report_notes(fmt)]
     report.metadata, report.ops, report.checks = result.metadata, result.ops, list(result.checks)
     if result.path is None:
         report.skipped = result.skipped or "not built"
@@ -246,14 +206,13 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
         log(f"{fmt.name}: parity on {len(frames.inputs)} frames")
         probabilities = run_artifact(result.path, frames.inputs, ctx.options.batch if fmt.static_batch else 1,
                                      runtime=fmt.runtime)
-        if ctx.from_float_twin(fmt):
-            reference = ctx.float_reference(frames.inputs)
+        reference = ctx.source.parity_reference(fmt, frames.inputs, reference)
         report.parity = compare(reference, probabilities, frames.labels, ctx.metadata)
         if fmt.family == "tflite" and fmt.is_int8 and ctx.options.output == "probabilities":
             from segnet_edge.convert.index_share import measure_index_share
 
             log(f"{fmt.name}: pooling-index share of the disagreement")
-            report.index_share = measure_index_share(ctx.keras_model(), result.path, frames.inputs, result.metadata,
+            report.index_share = measure_index_share(ctx.source.model(), result.path, frames.inputs, result.metadata,
                                                      reference)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
@@ -276,56 +235,6 @@ def _load_calibration(calib: str | Path | CalibrationSet | None, size: tuple[int
     calibration = calib if isinstance(calib, CalibrationSet) else load_calibration_set(calib)
     calibration.check_size(size, str(calib) if not isinstance(calib, CalibrationSet) else "calibration set")
     return calibration
-
-
-def _is_qat_file(model_path: Path) -> bool:
-    """tfmot's QAT wrappers in the stored config, read without TensorFlow."""
-    from segnet_edge.model_io import _stored_config, is_quantization_aware_config
-
-    try:
-        return is_quantization_aware_config(_stored_config(model_path))
-    except Exception:  # noqa: BLE001 - load_model reports unreadable files properly later
-        return False
-
-
-def _export_normalization(model_path: Path, metadata: ModelMetadata, qat: bool):
-    """The artifacts' preprocessing: the model's, plus a float model's input LRN (SegNet-Basic), which every
-    exported graph leaves to the board so that its int8 forms are full-integer (models.drop_input_lrn)."""
-    from segnet_edge.model_io import stored_input_lrn
-
-    lrn = None if qat or metadata.normalization.lrn is not None else stored_input_lrn(model_path)
-    return metadata.normalization if lrn is None else replace(metadata.normalization, lrn=lrn)
-
-
-def _load_keras(model_path: Path, metadata: ModelMetadata, unsafe: bool):
-    """The Keras model that the artifacts are built from and proven against, at the export size and starting
-    where the artifacts' preprocessing (`metadata.normalization`) ends."""
-    from segnet_edge.models import drop_input_lrn
-
-    model = _load_at_size(model_path, metadata, unsafe)
-    return drop_input_lrn(model)[0] if metadata.normalization.lrn is not None else model
-
-
-def _load_at_size(model_path: Path, metadata: ModelMetadata, unsafe: bool):
-    """The model file's network at `metadata.input_size` (rebuilt with the same weights when it was trained at
-    another: SegNet is fully convolutional)."""
-    from segnet_edge.model_io import load_model
-
-    size = tuple(metadata.input_size)
-    model = load_model(model_path, unsafe=unsafe)
-    if tuple(model.input_shape[1:3]) == size:
-        return model
-    if _is_qat_file(model_path):
-        raise UsageError("--input-size cannot rebuild a QAT model; export it at its trained size")
-    from segnet_edge.models import build_model, config_from_metadata
-
-    clone = build_model(config_from_metadata(metadata))  # metadata.input_size is the export size
-    try:
-        clone.set_weights(model.get_weights())
-    except ValueError as exc:
-        raise UsageError(f"--input-size {size[0]}x{size[1]}: the weights do not fit a rebuilt "
-                         f"{metadata.arch} ({exc})") from None
-    return clone
 
 
 def _dumps(data: dict) -> str:

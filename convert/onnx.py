@@ -18,7 +18,6 @@ import contextlib
 import io
 import logging
 import math
-from dataclasses import replace
 from pathlib import Path
 
 from segnet_edge.convert.context import Check, ExportContext, ExportResult
@@ -137,24 +136,20 @@ def _static_shape_check(proto, batch: int) -> Check:
 def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     import onnx
 
-    availability = available()
-    if not availability.ok:
-        return ExportResult(skipped=availability.reason)
     options = ctx.options
-    model, mode = ctx.model_for(fmt)
+    model, mode = ctx.source.model_for(fmt)
     notes = []
     if not fmt.is_int8:
         proto = onnx.load(str(ctx.float_onnx(mode)))
     else:
         from segnet_edge.convert.registry import unpool_mode
+        from segnet_edge.convert.source import LEARNT
 
-        proto = qat_qdq(ctx, model, notes) if ctx.qat_symmetric else None
-        if proto is None:
-            if ctx.qat:  # quantized afresh from the QAT-trained weights: see context.float_twin
-                mode = unpool_mode(fmt, options.trt_version)
-                notes.append("QAT-trained weights, symmetric int8 ranges calibrated here: TensorRT takes "
-                             "zero-point-0 int8 only and this model's fake-quant ranges are asymmetric (`quantize "
-                             "--activations asymmetric`)")
+        proto = qat_qdq(ctx, model, notes) if ctx.source.int8_ranges(fmt) == LEARNT else None
+        if proto is None:  # calibrated here: a float model, or a QAT model's weights (see source.float_twin)
+            mode = unpool_mode(fmt, options.trt_version)
+            if ctx.source.recalibration_note:
+                notes.append(ctx.source.recalibration_note)
             proto, note = calibrated_qdq(ctx, fmt, mode)
             notes.append(note)
     support = support_for(options.trt_version)
@@ -213,7 +208,7 @@ def qat_ranged_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str):
     )
 
     float_path = ctx.float_onnx(mode)
-    learnt = range_overrides(onnx.load(str(float_path)), fake_quant_ranges(ctx.keras_model()), INPUT_NAME)
+    learnt = range_overrides(onnx.load(str(float_path)), fake_quant_ranges(ctx.source.model()), INPUT_NAME)
     reader = ZeroFrameReader((ctx.options.batch, *ctx.input_size, 3), INPUT_NAME)
     quantized = ctx.staging / f".quantized-{fmt.name}.onnx"
     quantize_qdq(float_path, quantized, reader, "minmax", 0.0, for_tensorrt=False, overrides=learnt.overrides)
@@ -232,7 +227,7 @@ def write_artifact(ctx: ExportContext, fmt: ExportFormat, proto, mode: str, note
     from segnet_edge.atomic import write_bytes_atomic
     from segnet_edge.device.artifact_metadata import sealed_onnx_bytes
 
-    metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
+    metadata = ctx.artifact_metadata(fmt, mode)
     path = ctx.staging / fmt.artifact
     write_bytes_atomic(path, sealed_onnx_bytes(proto, metadata))
     return ExportResult(path=path, metadata=metadata, ops=op_set(proto), unpool_mode=mode,

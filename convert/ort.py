@@ -24,12 +24,11 @@ NOTE = "ONNX Runtime only: TensorRT parses neither MaxPool's Indices output nor 
 def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     import onnx
 
-    availability = available()
-    if not availability.ok:
-        return ExportResult(skipped=availability.reason)
+    from segnet_edge.convert.source import LEARNT
+
     notes = [NOTE]
     if fmt.is_int8:
-        if ctx.qat_symmetric:
+        if ctx.source.int8_ranges(fmt) == LEARNT:
             proto, note = qat_ranged_qdq(ctx, fmt, ORT_UNPOOL_MODE)
         else:
             proto, note = calibrated_qdq(ctx, fmt, ORT_UNPOOL_MODE, for_tensorrt=False)

@@ -3,8 +3,9 @@
 One table that `convert_model`, the CLI (`--formats`, `--list-formats`) and the docs
 read. A format's code is the module named by its `family` (convert/tflite.py,
 convert/onnx.py, convert/ort.py, convert/tensorrt.py), each exposing `available()` and
-`export(ctx, fmt)`; modules are imported only when a format is used, so listing
-formats costs no TensorFlow.
+`export(ctx, fmt)`; `convert_model` calls `export` only where `available()` (unless the
+format stages something without its toolchain: `stages_without_runtime`). Modules are
+imported only when a format is used, so listing formats costs no TensorFlow.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ExportFormat:
     needs: tuple[str, ...] = ()  # formats whose artifacts this one is built from
     size_reference: str | None = None  # the format whose size Targets.int8_tflite_size_ratio compares with
     static_batch: bool = True  # built with --batch (TFLite is always batch 1, what the board feeds)
+    #: its exporter stages something (a sidecar, the command for the board) where its toolchain is missing, so
+    #: it checks availability itself; for any other format convert skips it unless `available()`
+    stages_without_runtime: bool = False
 
     @property
     def runtime(self) -> str:
@@ -85,10 +89,11 @@ _FORMATS = (
                  "ONNX QDQ int8 for ONNX Runtime only: uint8 activations, MaxPool indices + MaxUnpool",
                  "maxunpool"),
     ExportFormat("trt-fp16", "model_fp16.engine", "tensorrt", "fp16",
-                 "TensorRT engine, fp16, built from model.onnx", None, needs=("onnx-fp32",)),
+                 "TensorRT engine, fp16, built from model.onnx", None, needs=("onnx-fp32",),
+                 stages_without_runtime=True),
     ExportFormat("trt-int8", "model_int8.engine", "tensorrt", "int8",
                  "TensorRT engine, int8 from the QDQ graph (or model.onnx + the entropy calibrator)", "select",
-                 needs=("onnx-fp32", "onnx-int8")),
+                 needs=("onnx-fp32", "onnx-int8"), stages_without_runtime=True),
 )
 
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in _FORMATS}

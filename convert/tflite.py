@@ -277,14 +277,13 @@ def check_full_integer(graph: TfliteGraph) -> None:
 
 def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     from segnet_edge.atomic import write_bytes_atomic
+    from segnet_edge.convert.source import LEARNT
     from segnet_edge.device.artifact_metadata import embed_tflite_metadata
 
-    availability = available()
-    if not availability.ok:
-        return ExportResult(skipped=availability.reason)
-    model, mode = ctx.model_for(fmt)
+    model, mode = ctx.source.model_for(fmt)
+    learnt = fmt.is_int8 and ctx.source.int8_ranges(fmt) == LEARNT
     notes = []
-    if fmt.is_int8 and not ctx.qat:
+    if fmt.is_int8 and not learnt:
         from segnet_edge.calibration.tflite import representative_dataset
 
         calib = ctx.need_calibration(fmt.name)
@@ -293,13 +292,13 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
                                               ctx.options.tflite_calib_percentile)
         notes += [f"calibrated on {len(calib)} frames", note]
     else:  # float (a QAT model's float twin), or a QAT model's int8 from its own ranges
-        if fmt.is_int8:
+        if learnt:
             notes.append("ranges from the QAT model's fake-quant nodes (no calibration)")
-        flatbuffer = convert_keras(model, fmt.precision, io_dtype=ctx.options.io_dtype, qat=ctx.qat and fmt.is_int8)
+        flatbuffer = convert_keras(model, fmt.precision, io_dtype=ctx.options.io_dtype, qat=learnt)
     graph = inspect(flatbuffer)
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]
-    metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
+    metadata = ctx.artifact_metadata(fmt, mode)
     if fmt.is_int8:
         check_full_integer(graph)
         checks.append(Check("full integer", True, f"every tensor integer; {graph.input_quantization.dtype} input "

@@ -16,6 +16,7 @@ import json
 import warnings
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,65 @@ def read_metadata(path: str | Path) -> ModelMetadata:
                 if _KERAS_ZIP_ENTRY in z.namelist():
                     text = z.read(_KERAS_ZIP_ENTRY)
     except Exception as exc:  # noqa: BLE001 - h5py / zipfile raise many types on damaged bytes
-        raise ModelFileError(f"{path}: unreadable model file ({_short(exc)}); re-export it with segnet-edge") from None
+        raise _unreadable(path, exc) from None
+    return _parse_metadata(path, text)
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """What a model file says about itself before TensorFlow loads it, read once (`read_stored`): whoever
+    decides by it (load_model, convert) asks this instead of opening the file again."""
+
+    path: Path
+    metadata: ModelMetadata
+    config: dict | None  # the stored Keras model config; None: none readable (load_model says why)
+    #: a QAT .h5 whose learnt activation ranges are all int8 with zero point 0 (see qat_activation_ranges_symmetric)
+    qat_symmetric: bool = False
+
+    @property
+    def qat(self) -> bool:
+        """tfmot's QAT wrappers in the stored config."""
+        return self.config is not None and is_quantization_aware_config(self.config)
+
+    @property
+    def input_lrn(self):
+        """The settings of a plain input LRN layer (see stored_input_lrn), or None."""
+        return None if self.config is None else _input_lrn(self.config)
+
+
+def read_stored(path: str | Path) -> StoredModel:
+    """The metadata, model config and (QAT .h5) range symmetry of a model file, from one opening, without
+    TensorFlow. Fails as read_metadata does; an unreadable config is left for load_model to report."""
+    path = Path(path)
+    _check_exists(path)
+    _check_suffix(path)
+    text = config = None
+    symmetric = False
+    try:
+        if path.suffix == ".h5":
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get(METADATA_KEY)
+                config = _config_or_none(lambda: f.attrs.get("model_config"))
+                if config is not None and is_quantization_aware_config(config):
+                    symmetric = _ranges_symmetric(f)
+        else:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+                if _KERAS_ZIP_ENTRY in names:
+                    text = z.read(_KERAS_ZIP_ENTRY)
+                config = _config_or_none(lambda: z.read("config.json") if "config.json" in names else None)
+    except Exception as exc:  # noqa: BLE001 - as read_metadata
+        raise _unreadable(path, exc) from None
+    return StoredModel(path, _parse_metadata(path, text), config, symmetric)
+
+
+def _unreadable(path: Path, exc: BaseException) -> ModelFileError:
+    return ModelFileError(f"{path}: unreadable model file ({_short(exc)}); re-export it with segnet-edge")
+
+
+def _parse_metadata(path: Path, text) -> ModelMetadata:
     if text is None:
         raise ModelFileError(
             f"{path}: not a segnet-edge model (no {METADATA_KEY} metadata); train it with `segnet-edge train`"
@@ -157,9 +216,22 @@ def _stored_config(path: Path) -> dict:
             raw = z.read("config.json") if "config.json" in z.namelist() else None
     if raw is None:
         raise ModelFileError(f"{path}: holds weights only, no model; save the whole model")
+    return _decode_config(raw)
+
+
+def _decode_config(raw) -> dict:
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8")
     return json.loads(raw)
+
+
+def _config_or_none(read: Callable[[], object]) -> dict | None:
+    """The config `read` returns, decoded; None when there is none or it does not read (load_model reports it)."""
+    try:
+        raw = read()
+        return None if raw is None else _decode_config(raw)
+    except Exception:  # noqa: BLE001 - damaged bytes come as many types
+        return None
 
 
 #: tfmot classes a quantization-aware (QAT) model file may name: layers, their quantize configs and
@@ -220,12 +292,16 @@ def is_quantization_aware_config(config: dict) -> bool:
 def stored_input_lrn(path: str | Path):
     """The settings of a plain (not QAT-wrapped) input LRN layer in a model file, read without TensorFlow:
     a converted SegNet-Basic applies it in the preprocessing (`Normalization.lrn`, models.drop_input_lrn)."""
-    from segnet_edge.device.metadata import InputLRN
-
     try:
         config = _stored_config(Path(path))
     except Exception:  # noqa: BLE001 - load_model reports unreadable files properly later
         return None
+    return _input_lrn(config)
+
+
+def _input_lrn(config: dict):
+    from segnet_edge.device.metadata import InputLRN
+
     for where, obj in _serialised_objects(config):
         if where == "layers" and str(obj.get("class_name")).endswith("LocalResponseNormalization"):
             c = obj.get("config", {})
@@ -244,6 +320,17 @@ def qat_activation_ranges_symmetric(path: str | Path) -> bool:
     symmetric`), read from its stored variables without TensorFlow; False when it holds none."""
     import h5py
 
+    try:
+        with h5py.File(Path(path), "r") as f:
+            return _ranges_symmetric(f)
+    except (OSError, ValueError):
+        return False
+
+
+def _ranges_symmetric(f) -> bool:
+    """qat_activation_ranges_symmetric on an open h5py.File."""
+    import h5py
+
     ranges: dict[str, dict[str, float]] = {}
 
     def visit(name: str, item) -> None:
@@ -253,9 +340,8 @@ def qat_activation_ranges_symmetric(path: str | Path) -> bool:
             ranges.setdefault(stem, {})[end[:3]] = float(np.asarray(item).ravel()[0])
 
     try:
-        with h5py.File(Path(path), "r") as f:
-            if "model_weights" in f:
-                f["model_weights"].visititems(visit)
+        if "model_weights" in f:
+            f["model_weights"].visititems(visit)
     except (OSError, ValueError):
         return False
     return bool(ranges) and all(set(r) == {"min", "max"} and _int8_zero_point(r["min"], r["max"]) == 0
@@ -318,21 +404,24 @@ def check_safe(path: Path) -> None:
     check_config_safe(_stored_config(path), str(path))
 
 
-def load_model(path: str | Path, unsafe: bool = False, compile: bool = False, verify: bool = True):
+def load_model(path: str | Path, unsafe: bool = False, compile: bool = False, verify: bool = True,
+               stored: StoredModel | None = None):
     """Load a segnet-edge model; returns the Keras model (metadata: `read_metadata`). The config is checked
-    for code first (unless `unsafe`), then the file against its digest (unless not `verify`)."""
+    for code first (unless `unsafe`), then the file against its digest (unless not `verify`). `stored`: the
+    file's read_stored, when the caller has it already."""
     path = Path(path)
-    metadata = read_metadata(path)  # existence, suffix and "is ours" checks, before TensorFlow
+    stored = stored or read_stored(path)  # existence, suffix and "is ours" checks, before TensorFlow
     from segnet_edge._tf import keras
     from segnet_edge.layers import CUSTOM_OBJECTS
 
     try:
+        config = stored.config if stored.config is not None else _stored_config(path)
         if not unsafe:
-            check_safe(path)
+            check_config_safe(config, str(path))
         if verify:
-            verify_model_file(path, metadata)
+            verify_model_file(path, stored.metadata)
         kwargs = {"safe_mode": not unsafe} if path.suffix == ".keras" else {}
-        if is_quantization_aware_config(_stored_config(path)):
+        if is_quantization_aware_config(config):
             # A QAT model (segnet-edge quantize): tfmot's wrappers, configs and quantizers, plus ours.
             from segnet_edge.optimize.quantize_configs import QUANTIZE_CUSTOM_OBJECTS, quantize_scope
 

@@ -11,7 +11,7 @@ import segnet_edge
 from segnet_edge._tf import keras
 from segnet_edge.device.errors import ModelFileError, UsageError
 from segnet_edge.device.metadata import CAMVID_CLASSES, CAMVID_PALETTE, ModelMetadata
-from segnet_edge.model_io import read_metadata, save_model
+from segnet_edge.model_io import load_model, read_metadata, read_stored, save_model
 from segnet_edge.models import ModelConfig, build_model
 from segnet_edge.vgg_init import load_vgg16_encoder
 
@@ -32,6 +32,10 @@ def test_reload_gives_bit_identical_predictions_without_custom_objects(tmp_path,
     np.testing.assert_array_equal(reloaded(x).numpy(), small_model(x).numpy())
     assert replace(read_metadata(path), payload_sha256=None) == META  # as given, plus the digest of the file
     assert [p.name for p in tmp_path.iterdir()] == [f"m{suffix}"]  # no temporary files left
+    stored = read_stored(path)  # what convert reads once, and hands to load_model
+    assert stored.metadata == read_metadata(path) and stored.config is not None
+    assert not stored.qat and not stored.qat_symmetric and stored.input_lrn is None
+    np.testing.assert_array_equal(load_model(path, stored=stored)(x).numpy(), small_model(x).numpy())
 
 
 def test_files_that_are_not_segnet_edge_models_are_refused(tmp_path):

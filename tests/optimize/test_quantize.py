@@ -319,7 +319,7 @@ def test_qdq_onnx_from_an_asymmetric_qat_model_is_calibrated_afresh(pruned_basic
     """tfmot's own asymmetric ranges (`--activations asymmetric`) have zero points TensorRT refuses: the QDQ
     graph is quantized afresh (symmetric int8, calibrated) from the QAT-trained weights, and asks for a
     calibration set."""
-    from segnet_edge.convert.context import float_twin
+    from segnet_edge.convert.source import float_twin
     from segnet_edge.model_io import qat_activation_ranges_symmetric
     from segnet_edge.optimize.quantize import make_qat_model
     from tests.conftest import assert_usage_error, run_cli
