@@ -116,6 +116,7 @@ def convert_model(
         from segnet_edge.data.layout import find_samples
 
         find_samples(eval_data, options.eval_split)
+    _check_mixed_precision(options, chosen, model_path, qat)
     symmetric = qat and model_path.suffix == ".h5" and qat_activation_ranges_symmetric(model_path)
     uncalibrated = [f.name for f in chosen
                     if needs_calibration(f, qat, symmetric) and calibration is None and recipe is None]
@@ -155,6 +156,7 @@ def convert_model(
             reference = keras_model.predict(frames.inputs, batch_size=1, verbose=0)
             noise_floor = sensitivity(lambda x: keras_model.predict(x, batch_size=1, verbose=0), frames.images,
                                       reference, metadata.normalization, options.seed)
+        ctx.frames, ctx.reference = frames, reference
         artifacts: list[ArtifactReport] = []
         for fmt in chosen:
             report = _export_one(ctx, fmt, uncalibrated, frames, reference, artifacts, log)
@@ -182,6 +184,29 @@ def convert_model(
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], model_path: Path, qat: bool) -> None:
+    """--keep-float / --layer-error / --precision-search: known layer names, and an artifact to apply them to."""
+    from segnet_edge.convert.keep_float import check_layer_names
+
+    check_layer_names(options.keep_float, model_path)
+    measured = [flag for flag, on in (("--layer-error", options.layer_error),
+                                      ("--precision-search", options.precision_search)) if on]
+    if not (options.keep_float or measured):
+        return
+    if qat:
+        raise UsageError("--keep-float, --layer-error and --precision-search apply to a calibrated float model; a QAT "
+                         "model's int8 ranges are its own (convert the model it was quantized from)")
+    names = {fmt.name for fmt in chosen}
+    if measured and "tflite-int8" not in names:
+        raise UsageError(f"{' and '.join(measured)} work(s) on the int8 TFLite model: add tflite-int8 to --formats")
+    if options.keep_float and not names & KEEP_FLOAT_FORMATS:
+        raise UsageError(f"--keep-float applies to {', '.join(sorted(KEEP_FLOAT_FORMATS))}: add one to --formats")
+
+
+#: The artifacts --keep-float leaves layers in float in.
+KEEP_FLOAT_FORMATS = frozenset({"tflite-int8", "onnx-int8", "ort-int8"})
 
 
 def needs_calibration(fmt: ExportFormat, qat: bool, symmetric_qat: bool = False) -> bool:
@@ -237,6 +262,7 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     if ctx.from_float_twin(fmt):  # a fake-quant graph is no float artifact
         report.notes = [*report.notes, FLOAT_TWIN_NOTE]
     report.metadata, report.ops, report.checks = result.metadata, result.ops, list(result.checks)
+    report.mixed_precision = result.mixed_precision
     if result.path is None:
         report.skipped = result.skipped or "not built"
         return report

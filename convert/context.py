@@ -52,6 +52,7 @@ class ExportResult:
     skipped: str | None = None  # reason, when no artifact was built here
     command: str | None = None  # the equivalent command to build it elsewhere (trtexec)
     extra_files: list[Path] = field(default_factory=list)  # staged files that travel with it (sidecars, caches)
+    mixed_precision: object | None = None  # precision_search.MixedPrecision: what an int8 TFLite kept in float
 
 
 @dataclass
@@ -70,6 +71,9 @@ class ExportContext:
     _onnx: dict[str, Path] = field(default_factory=dict)
     #: a QAT model whose activation ranges are all symmetric (`quantize --activations symmetric`)
     qat_symmetric: bool = False
+    #: parity.ParityFrames and Keras' probabilities on them: what --layer-error and --precision-search measure on
+    frames: object | None = None
+    reference: np.ndarray | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
