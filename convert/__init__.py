@@ -282,7 +282,9 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
                                                      reference)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
-    if reference_report is not None and reference_report.size_bytes >= ctx.options.targets.size_ratio_min_bytes:
+    kept_float = result.mixed_precision is not None and result.mixed_precision.kept  # its cost is reported instead
+    if (reference_report is not None and reference_report.size_bytes >= ctx.options.targets.size_ratio_min_bytes
+            and not kept_float):
         size_ratio = report.size_bytes / reference_report.size_bytes
     report.checks += target_checks(fmt, report.parity, ctx.options.targets, size_ratio)
     return report

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from segnet_edge.device.errors import UsageError
 
+#: `--keep-float all`: every layer of the graph (the float graph inside int8 input and output).
+ALL = "all"
 #: Keras layers folded into the convolution before them: naming one names that convolution.
 FOLDED_SUFFIXES = ("_relu", "_bn")
 
@@ -39,7 +41,7 @@ def check_layer_names(names: tuple[str, ...], model_path: Path) -> None:
     """One line naming the unknown layers and where to find the real ones."""
     if not names:
         return
-    known = set(stored_layer_names(model_path))
+    known = {*stored_layer_names(model_path), ALL}
     unknown = [name for name in names if name not in known]
     if unknown:
         convs = [n for n in stored_layer_names(model_path) if "conv" in n and not n.endswith(FOLDED_SUFFIXES)]
@@ -66,10 +68,10 @@ def layers_named(tensor_name: str) -> list[str]:
     return layers
 
 
-def tflite_units(calibrated: bytes) -> dict[str, list[str]]:
+def tflite_units(calibrated: bytes, output_layer: str = "probabilities") -> dict[str, list[str]]:
     """{layer: output tensor names of its ops} over the calibrated float TFLite model, in graph order.
 
-    Ops named after no layer (the model's output SOFTMAX, named after the signature) belong to none.
+    Ops named after no layer (the model's output SOFTMAX, named after the signature) are `output_layer`'s.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -82,8 +84,8 @@ def tflite_units(calibrated: bytes) -> dict[str, list[str]]:
     units: dict[str, list[str]] = {}
     for outputs in per_op:
         layers = [layer for name in outputs for layer in layers_named(name)]
-        if layers:
-            units.setdefault(unit_of(layers[0], known), []).extend(outputs)
+        unit = unit_of(layers[0], known) if layers else output_layer
+        units.setdefault(unit, []).extend(outputs)
     return units
 
 
@@ -92,6 +94,8 @@ def tflite_nodes(units: dict[str, list[str]], names: tuple[str, ...]) -> list[st
     (folded into another, or not in the graph) is a one-line error."""
     from segnet_edge.convert.context import ConversionError
 
+    if ALL in names:
+        return [node for nodes in units.values() for node in nodes]
     known = set(units)
     nodes, missing = [], []
     for name in names:
@@ -109,6 +113,8 @@ def tflite_nodes(units: dict[str, list[str]], names: tuple[str, ...]) -> list[st
 def onnx_nodes(proto, names: tuple[str, ...]) -> list[str]:
     """The ONNX nodes tf2onnx named after the layers `names` (`segnet/block1_conv1/Conv2D`, ...): the QDQ quantizer
     leaves them without Q/DQ, so TensorRT runs them in fp16/fp32 and ONNX Runtime in float."""
+    if ALL in names:
+        return [node.name for node in proto.graph.node]
     wanted = set(names) | {f"{name}{suffix}" for name in names for suffix in FOLDED_SUFFIXES}
     return [node.name for node in proto.graph.node
             if any(layer in wanted for layer in layers_named(node.name) or [node.name.split("/")[0]])]

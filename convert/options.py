@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from segnet_edge.device.errors import UsageError
 from segnet_edge.vocabulary import OUTPUTS
 
-IO_DTYPES = ("int8", "uint8")
+IO_DTYPES = ("int8", "uint8", "float32")  # float32: only around a mixed-precision graph (--keep-float and co.)
 TRT_INT8_MODES = ("qdq", "calibrator")
 #: How each activation's int8 range is picked from the calibration frames (`--onnx-calib`, `--tflite-calib`).
 #: Percentile clips the rare outliers that would otherwise stretch the range of a whole tensor: on the
@@ -48,7 +48,7 @@ class Targets:
 @dataclass(frozen=True)
 class ConvertOptions:
     formats: tuple[str, ...] = ("all",)
-    io_dtype: str = "int8"  # full-integer TFLite input/output type
+    io_dtype: str = "int8"  # int8 TFLite input/output type (float32 only with mixed precision)
     output: str = "probabilities"  # or "labels": argmax inside the model, a uint8 (H, W) label map out
     batch: int = 1  # static batch of the ONNX graphs and engines (TFLite is always batch 1)
     opset: int | None = None  # None: DEFAULT_OPSET, or LEGACY_TRT_OPSET when --trt-version is below 8.5
@@ -106,6 +106,9 @@ class ConvertOptions:
         if self.search_max_latency is not None and self.search_max_latency < 1.0:
             raise UsageError(f"--search-max-latency is a multiple of the full int8 latency, at least 1, e.g. 1.5 "
                              f"(got {self.search_max_latency:g})")
+        if self.io_dtype == "float32" and not (self.keep_float or self.layer_error or self.precision_search):
+            raise UsageError("--io float32 (float input and output around int8 layers) needs --keep-float, "
+                             "--layer-error or --precision-search; a full-integer model takes --io int8 or uint8")
         if (self.keep_float or self.layer_error or self.precision_search) and self.output != "probabilities":
             raise UsageError("--keep-float, --layer-error and --precision-search measure probabilities; "
                              "convert with --output probabilities")

@@ -174,12 +174,12 @@ class MixedPrecision:
 
 def mixed_int8(ctx: ExportContext, calibrated: bytes) -> tuple[bytes, MixedPrecision]:
     """The int8 flatbuffer with `--keep-float`'s layers (and the search's) in float, and the report's record."""
-    from segnet_edge.convert.keep_float import tflite_nodes, tflite_units
+    from segnet_edge.convert.keep_float import ALL, tflite_nodes, tflite_units
     from segnet_edge.convert.parity import mean_iou
     from segnet_edge.convert.tflite_ranges import quantize_calibrated
 
     options = ctx.options
-    units = tflite_units(calibrated)
+    units = tflite_units(calibrated, ctx.keras_model().layers[-1].name)
 
     def quantize(nodes: list[str]) -> bytes:
         return quantize_calibrated(calibrated, options.io_dtype, nodes)
@@ -187,7 +187,7 @@ def mixed_int8(ctx: ExportContext, calibrated: bytes) -> tuple[bytes, MixedPreci
     def build(layers: tuple[str, ...]) -> bytes:
         return quantize(tflite_nodes(units, layers))
 
-    start = tuple(options.keep_float)
+    start = tuple(units) if ALL in options.keep_float else tuple(options.keep_float)
     base = build(start)  # checks the names against the graph before any long measurement
     table = found = None
     if options.layer_error or options.precision_search:

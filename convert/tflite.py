@@ -319,7 +319,7 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]
     metadata = replace(ctx.metadata, format=fmt.name, unpool_mode=mode)
-    if fmt.is_int8 and mixed is not None and mixed.kept:
+    if fmt.is_int8 and mixed is not None:
         checks += _float_island_checks(graph, mixed)
     elif fmt.is_int8:
         check_full_integer(graph)
@@ -327,6 +327,7 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
                                                   f"and {graph.output_quantization.dtype} output"))
         checks.append(Check("per-channel weights", graph.per_channel_convs == graph.convs,
                             f"{graph.per_channel_convs}/{graph.convs} convolutions"))
+    if fmt.is_int8:
         metadata = replace(metadata, input_quantization=graph.input_quantization,
                            output_quantization=graph.output_quantization if metadata.output != "labels"
                            else replace(metadata.output_quantization))  # a label map is not a quantized value
@@ -359,16 +360,20 @@ def _mixed_int8(ctx: ExportContext, model, representative):
 
 def _float_island_checks(graph: TfliteGraph, mixed) -> list[Check]:
     """Float only where asked: every op with a float tensor is a kept layer's or a QUANTIZE/DEQUANTIZE at its edge."""
-    check_builtin_only(graph)
+    from segnet_edge.convert.keep_float import layers_named, unit_of
+
     if graph.one_hot_problems:
         raise ConversionError(graph.one_hot_problems[0])
-    from segnet_edge.convert.keep_float import layers_named, unit_of
 
     kept = set(mixed.kept)
     floating = [op for op in graph.ops if op.name not in ("QUANTIZE", "DEQUANTIZE")
                 and any(dtype not in _INTEGER for _, dtype in op.tensors)]
     stray = sorted({op.layer for op in floating if not any(unit_of(layer, kept) in kept for name, _ in op.tensors
                                                            for layer in layers_named(name))})
+    int8_convs = graph.convs - sum(op.name in ("CONV_2D", "DEPTHWISE_CONV_2D") for op in floating)
     return [Check("float only in kept layers", not stray,
-                  f"{len(floating)} float ops, all in the layers kept float" if not stray
-                  else f"float ops outside the kept layers: {', '.join(stray)}")]
+                  f"{len(floating)} float ops, all in the layers kept float; {graph.input_quantization.dtype} input "
+                  f"and {graph.output_quantization.dtype} output" if not stray
+                  else f"float ops outside the kept layers: {', '.join(stray)}"),
+            Check("per-channel weights", graph.per_channel_convs == int8_convs,
+                  f"{graph.per_channel_convs}/{int8_convs} int8 convolutions")]

@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=parse_size, metavar="HxW",
                         help="export at another size than the model was trained at (fully convolutional)")
     parser.add_argument("--io", dest="io_dtype", choices=IO_DTYPES,
-                        help=f"input/output type of the full-integer TFLite model (default {d.io_dtype})")
+                        help=f"input/output type of the int8 TFLite model (default {d.io_dtype}; float32 only with "
+                             "the mixed-precision flags below)")
     parser.add_argument("--output", choices=OUTPUTS,
                         help="model output: class probabilities (default) or a uint8 label map, the argmax "
                         "inside the model (the board skips its own)")
