@@ -190,7 +190,6 @@ def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], 
     """--keep-float / --layer-error / --precision-search: known layer names, and an artifact to apply them to."""
     from segnet_edge.convert.keep_float import check_layer_names
 
-    check_layer_names(options.keep_float, model_path)
     measured = [flag for flag, on in (("--layer-error", options.layer_error),
                                       ("--precision-search", options.precision_search)) if on]
     if not (options.keep_float or measured):
@@ -198,6 +197,7 @@ def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], 
     if qat:
         raise UsageError("--keep-float, --layer-error and --precision-search apply to a calibrated float model; a QAT "
                          "model's int8 ranges are its own (convert the model it was quantized from)")
+    check_layer_names(options.keep_float, model_path)
     names = {fmt.name for fmt in chosen}
     if measured and "tflite-int8" not in names:
         raise UsageError(f"{' and '.join(measured)} work(s) on the int8 TFLite model: add tflite-int8 to --formats")

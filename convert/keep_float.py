@@ -113,8 +113,17 @@ def tflite_nodes(units: dict[str, list[str]], names: tuple[str, ...]) -> list[st
 def onnx_nodes(proto, names: tuple[str, ...]) -> list[str]:
     """The ONNX nodes tf2onnx named after the layers `names` (`segnet/block1_conv1/Conv2D`, ...): the QDQ quantizer
     leaves them without Q/DQ, so TensorRT runs them in fp16/fp32 and ONNX Runtime in float."""
+    from segnet_edge.convert.context import ConversionError
+
     if ALL in names:
         return [node.name for node in proto.graph.node]
-    wanted = set(names) | {f"{name}{suffix}" for name in names for suffix in FOLDED_SUFFIXES}
-    return [node.name for node in proto.graph.node
-            if any(layer in wanted for layer in layers_named(node.name) or [node.name.split("/")[0]])]
+    nodes, missing = [], []
+    for name in names:
+        wanted = {name, *(f"{name}{suffix}" for suffix in FOLDED_SUFFIXES)}
+        found = [node.name for node in proto.graph.node if wanted & set(layers_named(node.name))]
+        missing += [] if found else [name]
+        nodes += [node for node in found if node not in nodes]
+    if missing:
+        raise ConversionError(f"--keep-float: {', '.join(repr(n) for n in missing)} name(s) no node of the ONNX graph "
+                              "(an input, or folded away); name a convolution, pooling or unpooling layer")
+    return nodes

@@ -29,22 +29,29 @@ def asked(options: ConvertOptions) -> bool:
     return bool(options.keep_float or options.layer_error or options.precision_search)
 
 
-def latency_ms(flatbuffer: bytes, runs: int = LATENCY_RUNS) -> float:
-    """Median invoke time on this host (LiteRT with its default XNNPACK delegate, every core): for comparing
-    artifacts with one another, not a board's figure."""
+def _ready(flatbuffer: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer, num_threads=os.cpu_count() or 1)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
-    times = []
+    return interpreter
+
+
+def paired_latency_ms(flatbuffer: bytes, reference: bytes, runs: int = LATENCY_RUNS) -> tuple[float, float]:
+    """Median invoke times of `flatbuffer` and `reference` on this host (LiteRT with its default XNNPACK delegate,
+    every core), their runs interleaved so that a busy machine slows both alike: for comparing the two, not a
+    board's figure."""
+    pair = [_ready(flatbuffer), _ready(reference)]
+    times: list[list[float]] = [[], []]
     for n in range(runs + 2):
-        start = time.perf_counter()
-        interpreter.invoke()
-        if n >= 2:
-            times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+        for k, interpreter in enumerate(pair):
+            start = time.perf_counter()
+            interpreter.invoke()
+            if n >= 2:
+                times[k].append(time.perf_counter() - start)
+    return 1000 * float(np.median(times[0])), 1000 * float(np.median(times[1]))
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class Step:
     agreement: float
     miou_delta: float | None  # points
     latency_ms: float
+    latency_ratio: float  # against the full int8 model, timed interleaved with it
     size_bytes: int
 
     def meets(self, budget: Budget) -> bool:
@@ -74,12 +82,13 @@ class Step:
         miou = f", mIoU {self.miou_delta:+.2f}" if self.miou_delta is not None else ""
         named = ", ".join(self.layers[len(base.layers):][-1:]) or "none"
         return (f"{len(self.layers):3d} float (+{named}): agreement {100 * self.agreement:.3f}%{miou}, "
-                f"{self.latency_ms:.2f} ms ({self.latency_ms / base.latency_ms:.2f}x), {self.size_bytes / 1e6:.2f} MB")
+                f"{self.latency_ms:.2f} ms ({self.latency_ratio:.2f}x), {self.size_bytes / 1e6:.2f} MB")
 
     def to_json(self) -> dict:
         return {"layers": list(self.layers), "agreement": round(self.agreement, 6),
                 "miou_delta_points": None if self.miou_delta is None else round(self.miou_delta, 4),
-                "latency_ms": round(self.latency_ms, 3), "size_bytes": self.size_bytes}
+                "latency_ms": round(self.latency_ms, 3), "latency_ratio": round(self.latency_ratio, 3),
+                "size_bytes": self.size_bytes}
 
 
 @dataclass
@@ -119,7 +128,7 @@ def search(start: tuple[str, ...], ranking: list[str], evaluate: Callable[[tuple
         if step.meets(budget):
             result.chosen = len(result.steps) - 1
             return result
-        ratio = step.latency_ms / result.steps[0].latency_ms
+        ratio = step.latency_ratio
         if budget.max_latency is not None and ratio > budget.max_latency:
             result.stopped = f"{len(step.layers)} float layers already take {ratio:.2f}x the latency " \
                              f"(limit {budget.max_latency:g}x) at {100 * step.agreement:.3f}% agreement"
@@ -197,6 +206,7 @@ def mixed_int8(ctx: ExportContext, calibrated: bytes) -> tuple[bytes, MixedPreci
         ctx.log("tflite-int8: per-layer int8 error")
         table = measure_layer_errors(units, quantize, ctx.frames.inputs, ctx.reference, ctx.log)
     chosen = start
+    full = quantize([])
     if options.precision_search:
         frames, reference = ctx.frames, ctx.reference
         reference_miou = None if frames.labels is None else mean_iou(reference, frames.labels, ctx.metadata)
@@ -207,7 +217,8 @@ def mixed_int8(ctx: ExportContext, calibrated: bytes) -> tuple[bytes, MixedPreci
             agreement = float(np.mean(probabilities.argmax(-1) == reference.argmax(-1)))
             miou = None if reference_miou is None else 100 * (mean_iou(probabilities, frames.labels, ctx.metadata)
                                                               - reference_miou)
-            return Step(layers, agreement, miou, latency_ms(flatbuffer), len(flatbuffer))
+            ms, full_ms = paired_latency_ms(flatbuffer, full)
+            return Step(layers, agreement, miou, ms, ms / full_ms, len(flatbuffer))
 
         budget = Budget(options.search_agreement, options.search_miou_points, options.search_max_latency)
         found = search(start, table.ranking(), evaluate, budget, len(frames.inputs), ctx.log)
@@ -216,8 +227,7 @@ def mixed_int8(ctx: ExportContext, calibrated: bytes) -> tuple[bytes, MixedPreci
         if found.chosen is not None:
             chosen = found.steps[found.chosen].layers
     flatbuffer = base if chosen == start else build(chosen)
-    full = quantize([]) if chosen else flatbuffer
     nodes = tflite_nodes(units, chosen)
-    record = MixedPrecision(chosen, len(nodes), len(flatbuffer), len(full), latency_ms(flatbuffer), latency_ms(full),
-                            table, found)
+    ms, full_ms = paired_latency_ms(flatbuffer, full)
+    record = MixedPrecision(chosen, len(nodes), len(flatbuffer), len(full), ms, full_ms, table, found)
     return flatbuffer, record

@@ -74,7 +74,7 @@ def test_search_stops_with_a_line_when_the_budget_is_unreachable():
     from segnet_edge.convert.precision_search import Budget, Step, search
 
     def evaluate(layers):
-        return Step(layers, 0.95 + 0.01 * len(layers), None, 1.0 + len(layers), 1000)
+        return Step(layers, 0.95 + 0.01 * len(layers), None, 1.0 + len(layers), 1.0 + len(layers), 1000)
 
     found = search((), ["a", "b", "c"], evaluate, Budget(0.99, 0.5), frames=4)
     assert found.chosen is None and len(found.steps) == 4
