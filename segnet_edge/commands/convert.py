@@ -77,8 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load a model with Lambda layers or unknown classes (only files you trust)")
     mixed = parser.add_argument_group("mixed precision (int8 TFLite; docs/int8-accuracy.md)")
     mixed.add_argument("--keep-float", type=parse_layer_list, metavar="LAYER[,LAYER...]",
-                       help="leave these Keras layers in float: islands in the int8 TFLite model, nodes without Q/DQ "
-                            "in the QDQ and ONNX Runtime graphs")
+                       help="leave these Keras layers (or `all`) in float: islands in the int8 TFLite model, nodes "
+                            "without Q/DQ in the QDQ and ONNX Runtime graphs")
     mixed.add_argument("--layer-error", action="store_true", default=None,
                        help="measure each layer's int8 error alone and the pooling-index flips it makes (report.md)")
     mixed.add_argument("--precision-search", action="store_true", default=None,
