@@ -117,7 +117,7 @@ class Search:
 
 
 def search(start: tuple[str, ...], ranking: list[str], evaluate: Callable[[tuple[str, ...]], Step],
-           budget: Budget, frames: int, log: Callable[[str], None] = lambda m: None) -> Search:
+           budget: Budget, frames: int, log: Callable[[str], None] = lambda m: None, io_dtype: str = "int8") -> Search:
     """Greedy: `start`, then one more layer of `ranking` at a time, until a step meets `budget`."""
     result = Search(budget, frames)
     order = [layer for layer in ranking if layer not in start]
@@ -135,8 +135,8 @@ def search(start: tuple[str, ...], ranking: list[str], evaluate: Callable[[tuple
             return result
     last = result.steps[-1]
     miou = f", mIoU {last.miou_delta:+.2f}" if last.miou_delta is not None else ""
-    result.stopped = (f"with every layer float the graph reaches {100 * last.agreement:.3f}%{miou} (its int8 input "
-                      f"and output stay)")
+    io = "" if io_dtype == "float32" else f" (its {io_dtype} input and output stay; `--io float32` lifts them)"
+    result.stopped = f"with every layer float the graph reaches {100 * last.agreement:.3f}%{miou}{io}"
     return result
 
 
@@ -221,7 +221,7 @@ def mixed_int8(ctx: ExportContext, calibrated: bytes) -> tuple[bytes, MixedPreci
             return Step(layers, agreement, miou, ms, ms / full_ms, len(flatbuffer))
 
         budget = Budget(options.search_agreement, options.search_miou_points, options.search_max_latency)
-        found = search(start, table.ranking(), evaluate, budget, len(frames.inputs), ctx.log)
+        found = search(start, table.ranking(), evaluate, budget, len(frames.inputs), ctx.log, options.io_dtype)
         for line in found.lines():
             ctx.log(line)
         if found.chosen is not None:
