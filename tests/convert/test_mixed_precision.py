@@ -97,3 +97,24 @@ def test_bad_mixed_precision_input(tmp_path, trained_model, calib_npz, args, nee
     out = tmp_path / "out"
     assert_usage_error(run_cli("convert", trained_model, "--calib", calib_npz, *args, "--out", out), needle)
     assert not out.exists()
+
+
+@SEGNET
+def test_keep_float_leaves_onnx_nodes_without_qdq(tmp_path, trained_model, calib_npz, scene_dataset):
+    """The QDQ graph's kept convolution reads a float weight (no DequantizeLinear before it); the others stay int8."""
+    import onnx
+
+    from segnet_edge.convert import ConvertOptions, convert_model
+
+    out = tmp_path / "out"
+    report = convert_model(trained_model, out, ["onnx-int8"], calib_npz, eval_data=scene_dataset,
+                           options=ConvertOptions(parity_frames=FRAMES, keep_float=("block1_conv1",)))
+    artifact = report.artifact("onnx-int8")
+    assert artifact.passed, report.failures()
+    assert any("kept float (--keep-float)" in note and "block1_conv1" in note for note in artifact.notes)
+    graph = onnx.load(str(out / "model_int8.onnx")).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    convs = {node.name: node.input[1] in dequantized for node in graph.node if node.op_type == "Conv"}
+    kept = [name for name in convs if "/block1_conv1/" in name]
+    assert kept and not any(convs[name] for name in kept)
+    assert sum(convs.values()) == len(convs) - len(kept)
