@@ -100,6 +100,7 @@ def convert_model(
         from segnet_edge.data.layout import find_samples
 
         find_samples(eval_data, options.eval_split)
+    _check_mixed_precision(options, chosen, model_path, source.qat)
     uncalibrated = [f.name for f in chosen if source.needs_calibration(f) and calibration is None and recipe is None]
     if uncalibrated and explicit:
         raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
@@ -126,6 +127,7 @@ def convert_model(
             reference = keras_model.predict(frames.inputs, batch_size=1, verbose=0)
             noise_floor = sensitivity(lambda x: keras_model.predict(x, batch_size=1, verbose=0), frames.images,
                                       reference, metadata.normalization, options.seed)
+        ctx.frames, ctx.reference = frames, reference
         artifacts: list[ArtifactReport] = []
         for fmt in chosen:
             report = _export_one(ctx, fmt, uncalibrated, frames, reference, artifacts, log)
@@ -153,6 +155,29 @@ def convert_model(
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], model_path: Path, qat: bool) -> None:
+    """--keep-float / --layer-error / --precision-search: known layer names, and an artifact to apply them to."""
+    from segnet_edge.convert.keep_float import check_layer_names
+
+    measured = [flag for flag, on in (("--layer-error", options.layer_error),
+                                      ("--precision-search", options.precision_search)) if on]
+    if not (options.keep_float or measured):
+        return
+    if qat:
+        raise UsageError("--keep-float, --layer-error and --precision-search apply to a calibrated float model; a QAT "
+                         "model's int8 ranges are its own (convert the model it was quantized from)")
+    check_layer_names(options.keep_float, model_path)
+    names = {fmt.name for fmt in chosen}
+    if measured and "tflite-int8" not in names:
+        raise UsageError(f"{' and '.join(measured)} work(s) on the int8 TFLite model: add tflite-int8 to --formats")
+    if options.keep_float and not names & KEEP_FLOAT_FORMATS:
+        raise UsageError(f"--keep-float applies to {', '.join(sorted(KEEP_FLOAT_FORMATS))}: add one to --formats")
+
+
+#: The artifacts --keep-float leaves layers in float in.
+KEEP_FLOAT_FORMATS = frozenset({"tflite-int8", "onnx-int8", "ort-int8"})
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
@@ -197,6 +222,7 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
     report.unpool_mode, report.notes, report.command = result.unpool_mode, result.notes, result.command
     report.notes = [*report.notes, *ctx.source.report_notes(fmt)]
     report.metadata, report.ops, report.checks = result.metadata, result.ops, list(result.checks)
+    report.mixed_precision = result.mixed_precision
     if result.path is None:
         report.skipped = result.skipped or "not built"
         return report
@@ -216,7 +242,9 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
                                                      reference)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
-    if reference_report is not None and reference_report.size_bytes >= ctx.options.targets.size_ratio_min_bytes:
+    kept_float = result.mixed_precision is not None and result.mixed_precision.kept  # its cost is reported instead
+    if (reference_report is not None and reference_report.size_bytes >= ctx.options.targets.size_ratio_min_bytes
+            and not kept_float):
         size_ratio = report.size_bytes / reference_report.size_bytes
     report.checks += target_checks(fmt, report.parity, ctx.options.targets, size_ratio)
     return report

@@ -20,6 +20,8 @@ from segnet_edge.device.errors import UsageError
 from segnet_edge.device.metadata import ModelMetadata
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from segnet_edge.convert.source import ModelSource
 
 
@@ -52,6 +54,7 @@ class ExportResult:
     skipped: str | None = None  # reason, when no artifact was built here
     command: str | None = None  # the equivalent command to build it elsewhere (trtexec)
     extra_files: list[Path] = field(default_factory=list)  # staged files that travel with it (sidecars, caches)
+    mixed_precision: object | None = None  # precision_search.MixedPrecision: what an int8 TFLite kept in float
 
 
 @dataclass
@@ -65,6 +68,9 @@ class ExportContext:
     log: Callable[[str], None] = print
     results: dict[str, ExportResult] = field(default_factory=dict)
     _onnx: dict[str, Path] = field(default_factory=dict)
+    #: parity.ParityFrames and Keras' probabilities on them: what --layer-error and --precision-search measure on
+    frames: object | None = None
+    reference: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.source.calibration = self.calibration  # a float model's exported weights are equalized on it

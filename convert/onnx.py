@@ -83,7 +83,7 @@ def float_tensor_bytes(path: Path) -> int:
 
 def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percentile: float,
                  for_tensorrt: bool = True, chunk_bytes: int | None = None,
-                 overrides: dict[str, list[dict]] | None = None) -> int:
+                 overrides: dict[str, list[dict]] | None = None, exclude: list[str] | None = None) -> int:
     """ONNX Runtime static quantization to per-channel QDQ int8.
 
     for_tensorrt: symmetric int8 activations (TensorRT takes zero point 0 only), which keep 7 bits
@@ -91,7 +91,8 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
     A CalibrationReader (which knows its length and can start at any batch) is fed in chunks of at most `chunk_bytes`
     of tensors (default CALIBRATION_CHUNK_BYTES): the percentile calibrator holds a whole chunk's tensors,
     and 100 full-size frames at once outgrew a 23 GB machine. `overrides`: ONNX Runtime's
-    TensorQuantOverrides (tensor -> scale and zero point), which win over the calibrated ranges.
+    TensorQuantOverrides (tensor -> scale and zero point), which win over the calibrated ranges. `exclude`: nodes
+    left without Q/DQ (--keep-float, convert/keep_float.py).
     Returns how many chunks it read.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -122,6 +123,7 @@ def quantize_qdq(float_path: Path, out_path: Path, reader, method: str, percenti
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.Percentile if method == "percentile" else CalibrationMethod.MinMax,
             extra_options=extra,
+            nodes_to_exclude=exclude or [],
         )
     return chunks
 
@@ -182,15 +184,28 @@ def calibrated_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str, for_tensorr
     options = ctx.options
     reader = CalibrationReader(ctx.need_calibration(fmt.name), ctx.metadata.normalization, INPUT_NAME, options.batch)
     quantized = ctx.staging / f".quantized-{fmt.name}.onnx"
+    exclude = keep_float_nodes(ctx, mode)
     chunks = quantize_qdq(ctx.float_onnx(mode), quantized, reader, options.onnx_calib,
-                          options.onnx_calib_percentile, for_tensorrt)
+                          options.onnx_calib_percentile, for_tensorrt, exclude=exclude)
     proto = onnx.load(str(quantized))
     quantized.unlink()
     method = f"percentile {options.onnx_calib_percentile:g}" if options.onnx_calib == "percentile" else "min/max"
     kind = "symmetric int8" if for_tensorrt else "asymmetric uint8"
     chunked = f", read in {chunks} chunks to bound memory" if chunks > 1 else ""
+    kept = f"; kept float (--keep-float): {len(exclude)} nodes of {', '.join(options.keep_float)}" if exclude else ""
     return proto, (f"calibrated on {reader.batches_read} batch(es) of {options.batch} ({method} activation ranges, "
-                   f"{kind}{chunked})")
+                   f"{kind}{chunked}){kept}")
+
+
+def keep_float_nodes(ctx: ExportContext, mode: str) -> list[str]:
+    """The float `mode` graph's nodes of --keep-float's layers (convert/keep_float.py)."""
+    if not ctx.options.keep_float:
+        return []
+    import onnx
+
+    from segnet_edge.convert.keep_float import onnx_nodes
+
+    return onnx_nodes(onnx.load(str(ctx.float_onnx(mode))), ctx.options.keep_float)
 
 
 def qat_ranged_qdq(ctx: ExportContext, fmt: ExportFormat, mode: str):

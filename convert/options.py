@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from segnet_edge.device.errors import UsageError
 from segnet_edge.vocabulary import OUTPUTS
 
-IO_DTYPES = ("int8", "uint8")
+IO_DTYPES = ("int8", "uint8", "float32")  # float32: only around a mixed-precision graph (--keep-float and co.)
 TRT_INT8_MODES = ("qdq", "calibrator")
 #: How each activation's int8 range is picked from the calibration frames (`--onnx-calib`, `--tflite-calib`).
 #: Percentile clips the rare outliers that would otherwise stretch the range of a whole tensor: on the
@@ -48,7 +48,7 @@ class Targets:
 @dataclass(frozen=True)
 class ConvertOptions:
     formats: tuple[str, ...] = ("all",)
-    io_dtype: str = "int8"  # full-integer TFLite input/output type
+    io_dtype: str = "int8"  # int8 TFLite input/output type (float32 only with mixed precision)
     output: str = "probabilities"  # or "labels": argmax inside the model, a uint8 (H, W) label map out
     batch: int = 1  # static batch of the ONNX graphs and engines (TFLite is always batch 1)
     opset: int | None = None  # None: DEFAULT_OPSET, or LEGACY_TRT_OPSET when --trt-version is below 8.5
@@ -68,6 +68,13 @@ class ConvertOptions:
     parity_frames: int = 64  # held-out frames each artifact is compared on: the whole split up to this cap
     seed: int = 0
     unsafe_load: bool = False
+    # Mixed precision, int8 TFLite (convert/precision_search.py; the QDQ/ORT graphs take keep_float only)
+    keep_float: tuple[str, ...] = ()  # Keras layers left in float
+    layer_error: bool = False  # measure each layer's int8 error alone (report.md's per-layer table)
+    precision_search: bool = False  # keep the fewest layers float that meet the search budget
+    search_agreement: float = 0.98  # budget: all-pixel argmax agreement with Keras, at least
+    search_miou_points: float = 0.5  # budget: |mIoU delta| in points, at most (when the frames have labels)
+    search_max_latency: float | None = None  # budget: x the full int8 TFLite latency, at most (None: no limit)
     targets: Targets = field(default_factory=Targets)
 
     def __post_init__(self) -> None:
@@ -92,6 +99,19 @@ class ConvertOptions:
         if self.workspace_mib < 1:
             raise UsageError(f"--workspace must be at least 1 MiB (got {self.workspace_mib})")
         parse_trt_version(self.trt_version)
+        if not 0.0 < self.search_agreement <= 1.0:
+            raise UsageError(f"--search-agreement is a fraction in (0, 1], e.g. 0.98 (got {self.search_agreement:g})")
+        if self.search_miou_points < 0:
+            raise UsageError(f"--search-miou-points must be at least 0 (got {self.search_miou_points:g})")
+        if self.search_max_latency is not None and self.search_max_latency < 1.0:
+            raise UsageError(f"--search-max-latency is a multiple of the full int8 latency, at least 1, e.g. 1.5 "
+                             f"(got {self.search_max_latency:g})")
+        if self.io_dtype == "float32" and not (self.keep_float or self.layer_error or self.precision_search):
+            raise UsageError("--io float32 (float input and output around int8 layers) needs --keep-float, "
+                             "--layer-error or --precision-search; a full-integer model takes --io int8 or uint8")
+        if (self.keep_float or self.layer_error or self.precision_search) and self.output != "probabilities":
+            raise UsageError("--keep-float, --layer-error and --precision-search measure probabilities; "
+                             "convert with --output probabilities")
         if self.opset is not None and not 13 <= self.opset <= 18:
             raise UsageError(f"--opset must be between 13 (per-channel QDQ) and 18 (tf2onnx's limit), got {self.opset}")
 
@@ -107,6 +127,7 @@ class ConvertOptions:
     def to_json(self) -> dict:
         data = asdict(self)
         data["formats"] = list(self.formats)
+        data["keep_float"] = list(self.keep_float)
         data["input_size"] = None if self.input_size is None else list(self.input_size)
         data["onnx_opset"] = self.onnx_opset
         return data

@@ -29,6 +29,7 @@ class ArtifactReport:
     command: str | None = None  # how to build it on the target, when skipped here
     metadata: ModelMetadata | None = None
     index_share: IndexShare | None = None  # int8 TFLite: how much of the disagreement the pooling indices explain
+    mixed_precision: object | None = None  # int8 TFLite: precision_search.MixedPrecision (--keep-float and co.)
 
     @property
     def passed(self) -> bool:
@@ -41,6 +42,7 @@ class ArtifactReport:
             "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3), "ops": self.ops,
             "unpool_mode": self.unpool_mode, "parity": None if self.parity is None else self.parity.to_json(),
             "pooling_indices": None if self.index_share is None else self.index_share.to_json(),
+            "mixed_precision": None if self.mixed_precision is None else self.mixed_precision.to_json(),
             "checks": [c.to_json() for c in self.checks], "notes": self.notes, "skipped": self.skipped,
             "command": self.command, "metadata": None if self.metadata is None else self.metadata.to_json(),
         }
@@ -103,6 +105,8 @@ class ConvertReport:
             lines += [f"{'':<12} failed: {c.name}: {c.detail}" for c in a.checks if not c.passed]
             if not a.passed and (edges := edge_line(a.parity)):
                 lines.append(f"{'':<12} {edges}")
+            if a.mixed_precision is not None:
+                lines.append(f"{'':<12} {a.mixed_precision.cost_line()}")
             if not a.passed and a.index_share is not None:
                 lines.append(f"{'':<12} {a.index_share.line()}")
         if self.sensitivity is not None and not self.passed:
@@ -164,12 +168,25 @@ class ConvertReport:
             if a.index_share is not None:
                 out.append(f"- {a.index_share.line()}")
             out += [f"- note: {n}" for n in a.notes]
+            out += mixed_precision_markdown(a.mixed_precision)
             if a.skipped:
                 out.append(f"- skipped: {a.skipped}")
             if a.command:
                 out.append(f"- build on the target: `{a.command}`")
             out.append("")
         return "\n".join(out) + "\n"
+
+
+def mixed_precision_markdown(mixed) -> list[str]:
+    """The kept-float layers and their cost, the search's path and the per-layer int8 error table."""
+    if mixed is None:
+        return []
+    out = [f"- {mixed.cost_line()}"]
+    if mixed.search is not None:
+        out += ["", "Precision search (TFLite only):", "", "```", *mixed.search.lines(), "```"]
+    if mixed.layer_errors is not None:
+        out += ["", *mixed.layer_errors.markdown()]
+    return out
 
 
 def targets_line(t: Targets) -> str:

@@ -117,6 +117,22 @@ def convert_keras_int8(model, representative: Callable[[], Iterator[list[np.ndar
     return convert_keras(model, "int8", representative, io_dtype), "activation ranges: the calibration's min/max"
 
 
+def calibrate_int8(model, representative: Callable[[], Iterator[list[np.ndarray]]], io_dtype: str, ranges: str,
+                   percentile: float) -> tuple[bytes, str]:
+    """The calibrated float flatbuffer (ranges stored, nothing quantized) and the note on its ranges: what
+    convert/precision_search.py quantizes many times over with different layers kept float
+    (tflite_ranges.quantize_calibrated is the rest of `convert_keras_int8`)."""
+    from segnet_edge.convert.tflite_ranges import percentile_ranges
+
+    converter = _converter(model, "int8", representative, io_dtype, qat=False)
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - see tflite_ranges
+    calibrated = _run(converter, model)
+    if ranges != "percentile":
+        return calibrated, "activation ranges: the calibration's min/max"
+    narrowed, change = percentile_ranges(calibrated, representative, percentile)
+    return narrowed, change.note(percentile)
+
+
 def _layers_by_op(model) -> dict[str, list[str]]:
     """TF op type -> the Keras layers whose graph holds it (node names are `model/layer/op`)."""
     from segnet_edge._tf import tf
@@ -282,14 +298,17 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
 
     model, mode = ctx.source.model_for(fmt)
     learnt = fmt.is_int8 and ctx.source.int8_ranges(fmt) == LEARNT
-    notes = []
+    notes, mixed = [], None
     if fmt.is_int8 and not learnt:
         from segnet_edge.calibration.tflite import representative_dataset
 
         calib = ctx.need_calibration(fmt.name)
         representative = representative_dataset(calib, ctx.metadata.normalization)
-        flatbuffer, note = convert_keras_int8(model, representative, ctx.options.io_dtype, ctx.options.tflite_calib,
-                                              ctx.options.tflite_calib_percentile)
+        if mixed_precision_asked(ctx.options):
+            flatbuffer, note, mixed = _mixed_int8(ctx, model, representative)
+        else:
+            flatbuffer, note = convert_keras_int8(model, representative, ctx.options.io_dtype,
+                                                  ctx.options.tflite_calib, ctx.options.tflite_calib_percentile)
         notes += [f"calibrated on {len(calib)} frames", note]
     else:  # float (a QAT model's float twin), or a QAT model's int8 from its own ranges
         if learnt:
@@ -299,16 +318,61 @@ def export(ctx: ExportContext, fmt: ExportFormat) -> ExportResult:
     check_builtin_only(graph)
     checks = [Check("builtin ops only", True, f"{len(graph.ops)} ops")]
     metadata = ctx.artifact_metadata(fmt, mode)
-    if fmt.is_int8:
+    if fmt.is_int8 and mixed is not None:
+        checks += _float_island_checks(graph, mixed)
+    elif fmt.is_int8:
         check_full_integer(graph)
         checks.append(Check("full integer", True, f"every tensor integer; {graph.input_quantization.dtype} input "
                                                   f"and {graph.output_quantization.dtype} output"))
         checks.append(Check("per-channel weights", graph.per_channel_convs == graph.convs,
                             f"{graph.per_channel_convs}/{graph.convs} convolutions"))
+    if fmt.is_int8:
         metadata = replace(metadata, input_quantization=graph.input_quantization,
                            output_quantization=graph.output_quantization if metadata.output != "labels"
                            else replace(metadata.output_quantization))  # a label map is not a quantized value
     path = ctx.staging / fmt.artifact
     write_bytes_atomic(path, embed_tflite_metadata(flatbuffer, metadata))
+    if mixed is not None:
+        checks += mixed.checks()
     return ExportResult(path=path, metadata=metadata, ops=graph.op_set, unpool_mode=mode, checks=checks,
-                        notes=notes)
+                        notes=notes, mixed_precision=mixed)
+
+
+# --- mixed precision (convert/precision_search.py) -----------------------------------------------
+
+
+def mixed_precision_asked(options) -> bool:
+    from segnet_edge.convert.precision_search import asked
+
+    return asked(options)
+
+
+def _mixed_int8(ctx: ExportContext, model, representative):
+    """(flatbuffer with float islands, the ranges note, precision_search.MixedPrecision)."""
+    from segnet_edge.convert.precision_search import mixed_int8
+
+    calibrated, note = calibrate_int8(model, representative, ctx.options.io_dtype, ctx.options.tflite_calib,
+                                      ctx.options.tflite_calib_percentile)
+    flatbuffer, mixed = mixed_int8(ctx, calibrated)
+    return flatbuffer, note, mixed
+
+
+def _float_island_checks(graph: TfliteGraph, mixed) -> list[Check]:
+    """Float only where asked: every op with a float tensor is a kept layer's or a QUANTIZE/DEQUANTIZE at its edge."""
+    from segnet_edge.convert.keep_float import layers_named, unit_of
+
+    if graph.one_hot_problems:
+        raise ConversionError(graph.one_hot_problems[0])
+
+    kept = set(mixed.kept)
+    floating = [op for op in graph.ops if op.name not in ("QUANTIZE", "DEQUANTIZE")
+                and any(dtype not in _INTEGER for _, dtype in op.tensors)]
+    stray = sorted({op.layer for op in floating if not any(unit_of(layer, kept) in kept for name, _ in op.tensors
+                                                           for layer in layers_named(name))})
+    int8_convs = graph.convs - sum(op.name in ("CONV_2D", "DEPTHWISE_CONV_2D") for op in floating)
+    return [Check("float only in kept layers", not stray,
+                  f"{len(floating)} float ops, all in the layers kept float; {graph.input_quantization.dtype} input "
+                  f"and {graph.output_quantization.dtype} output" if not stray
+                  else f"float ops outside the kept layers: {', '.join(stray)}"),
+            Check("per-channel weights", graph.per_channel_convs == int8_convs,
+                  f"{graph.per_channel_convs}/{int8_convs} int8 convolutions")]

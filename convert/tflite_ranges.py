@@ -92,12 +92,14 @@ def percentile_ranges(calibrated: bytes, representative: Callable[[], Iterator[l
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), change
 
 
-def quantize_calibrated(calibrated: bytes, io_dtype: str) -> bytes:
+def quantize_calibrated(calibrated: bytes, io_dtype: str, keep_float: list[str] | None = None) -> bytes:
     """What `TFLiteConverter.convert()` does after calibrating (TF 2.21): the MLIR quantizer, per-channel,
-    int8 activations, `io_dtype` input and output."""
+    int8 activations, `io_dtype` input and output. `keep_float`: ops (by output tensor name) left in float,
+    with QUANTIZE/DEQUANTIZE around them (convert/keep_float.py)."""
     from tensorflow.lite.python.convert import mlir_quantize
 
     from segnet_edge._tf import tf
 
     dtype = getattr(tf, io_dtype)
-    return bytes(mlir_quantize(calibrated, disable_per_channel=False, input_data_type=dtype, output_data_type=dtype))
+    return bytes(mlir_quantize(calibrated, disable_per_channel=False, input_data_type=dtype, output_data_type=dtype,
+                               denylisted_nodes=list(keep_float) if keep_float else None))

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from segnet_edge.calibration.representative import DEFAULT_CALIB_FRAMES
+from segnet_edge.convert.keep_float import parse_layer_list
 from segnet_edge.convert.options import (
     DEFAULT_OPSET,
     IO_DTYPES,
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=parse_size, metavar="HxW",
                         help="export at another size than the model was trained at (fully convolutional)")
     parser.add_argument("--io", dest="io_dtype", choices=IO_DTYPES,
-                        help=f"input/output type of the full-integer TFLite model (default {d.io_dtype})")
+                        help=f"input/output type of the int8 TFLite model (default {d.io_dtype}; float32 only with "
+                             "the mixed-precision flags below)")
     parser.add_argument("--output", choices=OUTPUTS,
                         help="model output: class probabilities (default) or a uint8 label map, the argmax "
                         "inside the model (the board skips its own)")
@@ -73,12 +75,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, help=f"--calib-data frame choice (default {d.seed})")
     parser.add_argument("--unsafe-load", action="store_true", default=None,
                         help="load a model with Lambda layers or unknown classes (only files you trust)")
+    mixed = parser.add_argument_group("mixed precision (int8 TFLite; docs/int8-accuracy.md)")
+    mixed.add_argument("--keep-float", type=parse_layer_list, metavar="LAYER[,LAYER...]",
+                       help="leave these Keras layers (or `all`) in float: islands in the int8 TFLite model, nodes "
+                            "without Q/DQ in the QDQ and ONNX Runtime graphs")
+    mixed.add_argument("--layer-error", action="store_true", default=None,
+                       help="measure each layer's int8 error alone and the pooling-index flips it makes (report.md)")
+    mixed.add_argument("--precision-search", action="store_true", default=None,
+                       help="keep the fewest layers float (worst int8 error first) that meet the budget below; "
+                            "writes that int8 TFLite model")
+    mixed.add_argument("--search-agreement", type=float, metavar="F",
+                       help=f"budget: all-pixel argmax agreement with Keras (default {d.search_agreement:g})")
+    mixed.add_argument("--search-miou-points", type=float, metavar="P",
+                       help=f"budget: mIoU within P points of Keras (default {d.search_miou_points:g})")
+    mixed.add_argument("--search-max-latency", type=float, metavar="X",
+                       help="budget: at most X times the full int8 model's latency (default: no limit)")
     parser.add_argument("--list-formats", action="store_true", help="print the formats and exit")
 
 
 _OPTION_FIELDS = ("io_dtype", "output", "batch", "opset", "trt_version", "trt_int8", "workspace_mib", "sparsity",
                   "input_size", "calib_count", "calib_split", "onnx_calib", "onnx_calib_percentile", "tflite_calib",
-                  "tflite_calib_percentile", "equalize", "eval_split", "parity_frames", "seed", "unsafe_load")
+                  "tflite_calib_percentile", "equalize", "eval_split", "parity_frames", "seed", "unsafe_load",
+                  "keep_float", "layer_error", "precision_search", "search_agreement", "search_miou_points",
+                  "search_max_latency")
 
 
 def run(args: argparse.Namespace) -> int:
