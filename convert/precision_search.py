@@ -76,7 +76,8 @@ class Step:
 
     def meets(self, budget: Budget) -> bool:
         miou_ok = self.miou_delta is None or abs(self.miou_delta) <= budget.miou_points
-        return self.agreement >= budget.agreement and miou_ok
+        latency_ok = budget.max_latency is None or self.latency_ratio <= budget.max_latency
+        return self.agreement >= budget.agreement and miou_ok and latency_ok
 
     def line(self, base: Step) -> str:
         miou = f", mIoU {self.miou_delta:+.2f}" if self.miou_delta is not None else ""

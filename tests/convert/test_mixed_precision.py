@@ -83,6 +83,9 @@ def test_search_stops_with_a_line_when_the_budget_is_unreachable():
     assert slow.chosen is None and len(slow.steps) == 3 and "3.00x the latency" in slow.stopped
     met = search(("a",), ["c", "a", "b"], evaluate, Budget(0.97, 0.5), frames=4)
     assert met.steps[met.chosen].layers == ("a", "c")
+    # agreement met, but past the latency limit: not chosen, and the search says why it stopped
+    too_slow = search(("a",), ["c"], evaluate, Budget(0.97, 0.5, max_latency=2.5), frames=4)
+    assert too_slow.chosen is None and "limit 2.5x" in too_slow.stopped
 
 
 @SEGNET
