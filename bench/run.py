@@ -659,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results.sections["Verifying a model file at load (full-size int8)"] = markdown(integrity)
         results.extra["integrity"] = integrity
-    _write(results, settings)
+    _write(results, settings, work)
     print(results.to_markdown())
     _log(f"bench finished in {time.perf_counter() - began:.0f} s")
     return 0
@@ -764,24 +764,26 @@ def _results(settings, peak, facts, rows, pooling, profiles, saving, auto, jetso
     return results
 
 
-def _write(results: Results, settings: Settings) -> None:
+def _write(results: Results, settings: Settings, work: Path) -> None:
     """bench/results.json, docs/benchmarks.md (the full report) and the README's three-line summary, every path
-    in them relative to the checkout (no tracked file names this machine's folders)."""
+    in them relative to the checkout or to the run's scratch folder (no tracked file names this machine's folders)."""
     from bench.report import readme_summary, update_readme
 
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(_relative(json.dumps(results.to_json(), indent=2, default=float)) + "\n")
+    (out / "results.json").write_text(_relative(json.dumps(results.to_json(), indent=2, default=float), work) + "\n")
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
-    BENCHMARKS_MD.write_text(_relative(results.to_markdown()))
+    BENCHMARKS_MD.write_text(_relative(results.to_markdown(), work))
     _log(f"wrote {BENCHMARKS_MD} and {out / 'results.json'}")
     if settings.readme and README.is_file():
         README.write_text(update_readme(README.read_text(), readme_summary(results, time.strftime("%Y-%m-%d"))))
         _log(f"updated {README}")
 
 
-def _relative(text: str) -> str:
-    """This checkout's folder and the one beside it (../shared) as relative paths."""
+def _relative(text: str, work: Path) -> str:
+    """This checkout's folder and the one beside it (../shared) as relative paths; the run's scratch folder
+    (a temporary one unless --work) as WORK/."""
+    text = text.replace(f"{Path(work).resolve()}/", "WORK/").replace(f"{work}/", "WORK/")
     return text.replace(f"{REPO}/", "").replace(f"{REPO.parent}/", "../")
 
 

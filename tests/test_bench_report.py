@@ -133,3 +133,12 @@ def test_a_rows_runtime_and_precision_come_from_the_format_table():
     assert runtime_and_precision("tflite-fp16") == ("litert", "fp16")
     assert runtime_and_precision("ort-int8") == ("onnxruntime", "int8")
     assert all(runtime_and_precision(name)[0] in ("litert", "onnxruntime") for name in FORMATS)  # CPU table
+
+
+def test_written_results_name_no_folder_of_this_machine(tmp_path):
+    """bench/results.json and docs/benchmarks.md are tracked: the scratch folder, the checkout and ../shared
+    become WORK/, relative and ../ paths."""
+    from bench.run import REPO, _relative
+
+    text = f'"{tmp_path}/demo_export/model.onnx", "{REPO}/docs/x.md", "{REPO.parent}/shared/data"'
+    assert _relative(text, tmp_path) == '"WORK/demo_export/model.onnx", "docs/x.md", "../shared/data"'
