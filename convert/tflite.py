@@ -88,23 +88,40 @@ def convert_keras(model, precision: str, representative: Callable[[], Iterator[l
     return _run(_converter(model, precision, representative, io_dtype, qat), model)
 
 
+#: The report's note on int8 activation ranges taken as the calibration's min/max (`--tflite-calib minmax`).
+MINMAX_NOTE = "activation ranges: the calibration's min/max"
+
+
 def convert_keras_int8_percentile(model, representative: Callable[[], Iterator[list[np.ndarray]]],
                                   percentile: float, io_dtype: str = "int8") -> tuple[bytes, RangeChange]:
     """The int8 flatbuffer with each activation range narrowed to its percentile range (convert/tflite_ranges.py)."""
-    from segnet_edge.convert.tflite_ranges import percentile_ranges, quantize_calibrated
+    from segnet_edge.convert.tflite_ranges import quantize_calibrated
 
-    converter = _converter(model, "int8", representative, io_dtype, qat=False)
-    converter._experimental_calibrate_only = True  # noqa: SLF001 - see tflite_ranges
-    calibrated = _run(converter, model)
-    narrowed, change = percentile_ranges(calibrated, representative, percentile)
-    if not change.tensors:
-        raise ConversionError("the TFLite converter returned no calibrated ranges (has TensorFlow's calibrate-only "
-                              "hook changed?); convert with `--tflite-calib minmax`")
+    narrowed, change = _percentile_narrowed(_calibrate_only(model, representative, io_dtype), representative,
+                                            percentile)
     try:
         return quantize_calibrated(narrowed, io_dtype), change
     except Exception as exc:  # noqa: BLE001 - as _run
         raise ConversionError(f"{explain_converter_error(str(exc), _layers_by_op(model))} "
                               "(`--tflite-calib minmax` quantizes with the converter's own ranges)") from None
+
+
+def _calibrate_only(model, representative: Callable[[], Iterator[list[np.ndarray]]], io_dtype: str) -> bytes:
+    """The float flatbuffer with the calibration's min/max ranges stored and nothing quantized yet."""
+    converter = _converter(model, "int8", representative, io_dtype, qat=False)
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - see tflite_ranges
+    return _run(converter, model)
+
+
+def _percentile_narrowed(calibrated: bytes, representative: Callable[[], Iterator[list[np.ndarray]]],
+                         percentile: float) -> tuple[bytes, RangeChange]:
+    from segnet_edge.convert.tflite_ranges import percentile_ranges
+
+    narrowed, change = percentile_ranges(calibrated, representative, percentile)
+    if not change.tensors:
+        raise ConversionError("the TFLite converter returned no calibrated ranges (has TensorFlow's calibrate-only "
+                              "hook changed?); convert with `--tflite-calib minmax`")
+    return narrowed, change
 
 
 def convert_keras_int8(model, representative: Callable[[], Iterator[list[np.ndarray]]], io_dtype: str,
@@ -114,7 +131,7 @@ def convert_keras_int8(model, representative: Callable[[], Iterator[list[np.ndar
     if ranges == "percentile":
         flatbuffer, change = convert_keras_int8_percentile(model, representative, percentile, io_dtype)
         return flatbuffer, change.note(percentile)
-    return convert_keras(model, "int8", representative, io_dtype), "activation ranges: the calibration's min/max"
+    return convert_keras(model, "int8", representative, io_dtype), MINMAX_NOTE
 
 
 def calibrate_int8(model, representative: Callable[[], Iterator[list[np.ndarray]]], io_dtype: str, ranges: str,
@@ -122,14 +139,10 @@ def calibrate_int8(model, representative: Callable[[], Iterator[list[np.ndarray]
     """The calibrated float flatbuffer (ranges stored, nothing quantized) and the note on its ranges: what
     convert/precision_search.py quantizes many times over with different layers kept float
     (tflite_ranges.quantize_calibrated is the rest of `convert_keras_int8`)."""
-    from segnet_edge.convert.tflite_ranges import percentile_ranges
-
-    converter = _converter(model, "int8", representative, io_dtype, qat=False)
-    converter._experimental_calibrate_only = True  # noqa: SLF001 - see tflite_ranges
-    calibrated = _run(converter, model)
+    calibrated = _calibrate_only(model, representative, io_dtype)
     if ranges != "percentile":
-        return calibrated, "activation ranges: the calibration's min/max"
-    narrowed, change = percentile_ranges(calibrated, representative, percentile)
+        return calibrated, MINMAX_NOTE
+    narrowed, change = _percentile_narrowed(calibrated, representative, percentile)
     return narrowed, change.note(percentile)
 
 
