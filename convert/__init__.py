@@ -38,7 +38,7 @@ from segnet_edge.convert.parity import (
 )
 from segnet_edge.convert.registry import FORMATS, GROUPS, Availability, ExportFormat, resolve_formats
 from segnet_edge.convert.report import ArtifactReport, ConvertReport
-from segnet_edge.convert.source import open_source
+from segnet_edge.convert.source import ModelSource, open_source
 from segnet_edge.device.errors import UsageError
 
 __all__ = [
@@ -100,7 +100,7 @@ def convert_model(
         from segnet_edge.data.layout import find_samples
 
         find_samples(eval_data, options.eval_split)
-    _check_mixed_precision(options, chosen, model_path, source.qat)
+    _check_mixed_precision(options, chosen, source)
     uncalibrated = [f.name for f in chosen if source.needs_calibration(f) and calibration is None and recipe is None]
     if uncalibrated and explicit:
         raise UsageError(f"{', '.join(uncalibrated)} need(s) a calibration set: give --calib calib.npz or "
@@ -157,7 +157,7 @@ def convert_model(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], model_path: Path, qat: bool) -> None:
+def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], source: ModelSource) -> None:
     """--keep-float / --layer-error / --precision-search: known layer names, and an artifact to apply them to."""
     from segnet_edge.convert.keep_float import check_layer_names
 
@@ -165,10 +165,10 @@ def _check_mixed_precision(options: ConvertOptions, chosen: list[ExportFormat], 
                                       ("--precision-search", options.precision_search)) if on]
     if not (options.keep_float or measured):
         return
-    if qat:
+    if source.qat:
         raise UsageError("--keep-float, --layer-error and --precision-search apply to a calibrated float model; a QAT "
                          "model's int8 ranges are its own (convert the model it was quantized from)")
-    check_layer_names(options.keep_float, model_path)
+    check_layer_names(options.keep_float, source.stored)
     names = {fmt.name for fmt in chosen}
     if measured and "tflite-int8" not in names:
         raise UsageError(f"{' and '.join(measured)} work(s) on the int8 TFLite model: add tflite-int8 to --formats")
@@ -238,8 +238,7 @@ def _export_one(ctx: ExportContext, fmt: ExportFormat, uncalibrated: list[str], 
             from segnet_edge.convert.index_share import measure_index_share
 
             log(f"{fmt.name}: pooling-index share of the disagreement")
-            report.index_share = measure_index_share(ctx.source.model(), result.path, frames.inputs, result.metadata,
-                                                     reference)
+            report.index_share = measure_index_share(ctx.source.model(), result.path, frames.inputs, reference)
     size_ratio = None
     reference_report = next((a for a in done if a.format == fmt.size_reference and a.size_bytes), None)
     kept_float = result.mixed_precision is not None and result.mixed_precision.kept  # its cost is reported instead

@@ -62,30 +62,10 @@ def _fixed_index_pool():
     return FixedIndexPool
 
 
-def _interpreter_indices(tflite_path: Path, inputs: np.ndarray, metadata) -> tuple[np.ndarray, list[list[np.ndarray]]]:
-    """The int8 model's float outputs and, per frame, the ARG_MAX outputs in graph order."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from segnet_edge.device.preprocess import dequantize, quantize
-
-    interpreter = Interpreter(model_path=str(tflite_path), experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    argmax_tensors = [op["outputs"][0] for op in interpreter._get_ops_details() if op["op_name"] == "ARG_MAX"]
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    outputs, indices = [], []
-    for x in inputs:
-        interpreter.set_tensor(inp["index"], quantize(x[None], metadata.input_quantization))
-        interpreter.invoke()
-        outputs.append(dequantize(interpreter.get_tensor(out["index"]), metadata.output_quantization))
-        indices.append([interpreter.get_tensor(t).copy() for t in argmax_tensors])
-    return np.concatenate(outputs), indices
-
-
-def measure_index_share(keras_model, tflite_path: Path, inputs: np.ndarray, metadata,
+def measure_index_share(keras_model, tflite_path: Path, inputs: np.ndarray,
                         reference: np.ndarray | None = None) -> IndexShare | None:
     """None where it does not apply: no argmax pooling in the model, or not one ARG_MAX per pooling layer.
     `reference`: the Keras model's probabilities on `inputs`, when the caller has them already."""
-    import warnings
 
     from segnet_edge._tf import keras
     from segnet_edge.layers import MaxPoolingWithArgmax2D
@@ -93,9 +73,10 @@ def measure_index_share(keras_model, tflite_path: Path, inputs: np.ndarray, meta
     pools = [layer for layer in keras_model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
     if not pools:
         return None
-    with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": it is
-        warnings.simplefilter("ignore")
-        int8_out, int8_indices = _interpreter_indices(tflite_path, inputs, metadata)
+    from segnet_edge.convert.layer_error import run_flatbuffer
+
+    int8_run = run_flatbuffer(Path(tflite_path).read_bytes(), inputs, indices=True)
+    int8_out, int8_indices = int8_run.probabilities, int8_run.indices
     shapes = [tuple(int(d) for d in layer.output[1].shape[1:]) for layer in pools]
     if not int8_indices or len(int8_indices[0]) != len(pools) or any(
             got.size != int(np.prod(shape)) for got, shape in zip(int8_indices[0], shapes)):

@@ -11,9 +11,12 @@ named after it, which ONNX Runtime's quantizer leaves without Q/DQ (`nodes_to_ex
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segnet_edge.device.errors import UsageError
+
+if TYPE_CHECKING:
+    from segnet_edge.model_io import StoredModel
 
 #: `--keep-float all`: every layer of the graph (the float graph inside int8 input and output).
 ALL = "all"
@@ -28,24 +31,15 @@ def parse_layer_list(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in text.replace(",", " ").split() if name))
 
 
-def stored_layer_names(model_path: Path) -> list[str]:
-    """The model file's layer names, read without TensorFlow."""
-    from segnet_edge.model_io import _stored_config
-
-    config = _stored_config(Path(model_path))
-    return [layer.get("config", {}).get("name") or layer.get("name", "?")
-            for layer in config.get("config", {}).get("layers", [])]
-
-
-def check_layer_names(names: tuple[str, ...], model_path: Path) -> None:
-    """One line naming the unknown layers and where to find the real ones."""
+def check_layer_names(names: tuple[str, ...], stored: StoredModel) -> None:
+    """One line naming the unknown layers and where to find the real ones (the file's config, read once)."""
     if not names:
         return
-    known = {*stored_layer_names(model_path), ALL}
-    unknown = [name for name in names if name not in known]
+    layers = stored.layer_names
+    unknown = [name for name in names if name not in {*layers, ALL}]
     if unknown:
-        convs = [n for n in stored_layer_names(model_path) if "conv" in n and not n.endswith(FOLDED_SUFFIXES)]
-        raise UsageError(f"--keep-float: no layer {', '.join(repr(n) for n in unknown)} in {Path(model_path).name}; "
+        convs = [n for n in layers if "conv" in n and not n.endswith(FOLDED_SUFFIXES)]
+        raise UsageError(f"--keep-float: no layer {', '.join(repr(n) for n in unknown)} in {stored.path.name}; "
                          f"name its layers, e.g. {', '.join(convs[:3])} (see report.md's per-layer table, "
                          "`convert --layer-error`)")
 

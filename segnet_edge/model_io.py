@@ -150,6 +150,12 @@ class StoredModel:
         """The settings of a plain input LRN layer (see stored_input_lrn), or None."""
         return None if self.config is None else _input_lrn(self.config)
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The stored model's layer names, in order (empty when no config is readable)."""
+        layers = (self.config or {}).get("config", {}).get("layers", [])
+        return [layer.get("config", {}).get("name") or layer.get("name", "?") for layer in layers]
+
 
 def read_stored(path: str | Path) -> StoredModel:
     """The metadata, model config and (QAT .h5) range symmetry of a model file, from one opening, without

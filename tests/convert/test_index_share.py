@@ -22,11 +22,10 @@ def test_float_indices_from_the_fp32_model_reproduce_keras_exactly(converted, tr
     """fp32 TFLite computes the same indices as Keras: fed back, the twin must agree on every pixel.
     A wrong mapping of ARG_MAX outputs to pooling levels, or a wrong reshape, breaks this."""
     from segnet_edge.convert.index_share import measure_index_share
-    from segnet_edge.device.artifact_metadata import read_artifact_metadata
 
     inputs, model = _inputs_and_model(converted, trained_model, scene_dataset)
     path = converted.out / "model_fp32.tflite"
-    share = measure_index_share(model, path, inputs, read_artifact_metadata(path))
+    share = measure_index_share(model, path, inputs)
     assert share is not None and len(share.index_disagreement) == facts(trained_model).pooling_levels
     assert share.index_only_agreement == 1.0
     assert max(share.index_disagreement) < 1e-3
@@ -35,11 +34,10 @@ def test_float_indices_from_the_fp32_model_reproduce_keras_exactly(converted, tr
 
 def test_int8_indices_are_measured_and_reported(converted, trained_model, scene_dataset):
     from segnet_edge.convert.index_share import measure_index_share
-    from segnet_edge.device.artifact_metadata import read_artifact_metadata
 
     inputs, model = _inputs_and_model(converted, trained_model, scene_dataset)
     path = converted.out / "model_int8.tflite"
-    share = measure_index_share(model, path, inputs, read_artifact_metadata(path))
+    share = measure_index_share(model, path, inputs)
     assert 0 < max(share.index_disagreement) < 0.5  # int8 does move some indices, not most
     assert 0.9 < share.index_only_agreement <= 1.0
     reported = converted.artifact("tflite-int8")["pooling_indices"]
@@ -57,4 +55,4 @@ def test_a_model_without_argmax_pooling_has_no_index_share(converted):
 
     inputs = keras.Input((*INPUT_SIZE, 3))
     plain = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
-    assert measure_index_share(plain, converted.out / "model_int8.tflite", np.zeros((1, *INPUT_SIZE, 3)), None) is None
+    assert measure_index_share(plain, converted.out / "model_int8.tflite", np.zeros((1, *INPUT_SIZE, 3))) is None
